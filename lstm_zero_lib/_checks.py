@@ -1,0 +1,114 @@
+"""Input validation shared by every public function (private module).
+
+Every check raises :class:`~lstm_zero_lib.errors.MaskError` with a message that names the
+argument, the expectation and what was received, so a caller never gets a silently
+broadcast or silently wrong answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import MaskError
+
+BATCH_TIME = {True: "(B, T)", False: "(T, B)"}
+
+
+def shape_str(shape: Sequence[int]) -> str:
+    """Format a shape as ``(2, 3)``; a 1-tuple keeps its trailing comma."""
+    return str(tuple(int(s) for s in shape))
+
+
+def require_tensor(value: object, name: str) -> Tensor:
+    """Return ``value`` if it is a tensor, else raise a ``MaskError`` naming ``name``."""
+    if not isinstance(value, Tensor):
+        raise MaskError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
+def require_ndim(x: Tensor, name: str, ndims: Sequence[int], layout: str) -> None:
+    """Raise unless ``x.ndim`` is one of ``ndims``; ``layout`` describes the expected shape."""
+    if x.ndim not in ndims:
+        raise MaskError(
+            f"{name}: expected a {'/'.join(map(str, ndims))}-D tensor of shape {layout}, "
+            f"got shape {shape_str(x.shape)}"
+        )
+
+
+def require_same_device(t: Tensor, name: str, x: Tensor, x_name: str = "x") -> None:
+    """Raise if ``t`` lives on another device than ``x`` (no silent transfer)."""
+    if t.device != x.device:
+        raise MaskError(
+            f"{name}: expected a tensor on {x_name}'s device {x.device}, got device {t.device}"
+        )
+
+
+def as_bool_mask(
+    mask: object,
+    name: str,
+    expected_shape: Sequence[int] | None,
+    like: Tensor | None = None,
+    layout: str = "",
+) -> Tensor:
+    """Validate a mask and return it as a bool tensor.
+
+    Parameters
+    ----------
+    mask
+        Bool tensor, or an integer/float tensor whose values are all 0 or 1.
+    name
+        The argument name used in error messages.
+    expected_shape
+        The exact shape required, or ``None`` to accept any shape.
+    like
+        If given, the mask must be on this tensor's device.
+    layout
+        A human description of the expected layout, e.g. ``"(B, T) like x"``.
+    """
+    mask = require_tensor(mask, name)
+    if like is not None:
+        require_same_device(mask, name, like)
+    if expected_shape is not None and tuple(mask.shape) != tuple(expected_shape):
+        where = f" {layout}" if layout else ""
+        raise MaskError(
+            f"{name}: expected shape {shape_str(expected_shape)}{where}, "
+            f"got {shape_str(mask.shape)}"
+        )
+    if mask.dtype == torch.bool:
+        return mask
+    if mask.is_complex():
+        raise MaskError(f"{name}: expected a bool or 0/1 tensor, got dtype {mask.dtype}")
+    # Refuse anything but exact 0/1: a soft mask (0.5) or a stray 2 would otherwise be
+    # thresholded into something the caller did not ask for.
+    binary = (mask == 0) | (mask == 1)
+    if mask.device.type != "meta" and not bool(binary.all()):
+        bad = mask[~binary].flatten()[0].item()
+        raise MaskError(f"{name}: expected only 0 and 1 (or a bool tensor), got a value {bad}")
+    return mask != 0
+
+
+def as_lengths(lengths: object, name: str = "lengths") -> Tensor:
+    """Validate lengths (1-D integers >= 0, tensor or sequence) and return a long tensor."""
+    if not isinstance(lengths, Tensor):
+        if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Sequence):
+            raise MaskError(
+                f"{name}: expected a 1-D integer tensor or a sequence of ints, "
+                f"got {type(lengths).__name__}"
+            )
+        lengths = torch.as_tensor(list(lengths))
+    if lengths.ndim != 1:
+        raise MaskError(
+            f"{name}: expected a 1-D tensor of shape (B,), got {shape_str(lengths.shape)}"
+        )
+    if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
+        if lengths.is_floating_point() and bool((lengths == lengths.round()).all()):
+            lengths = lengths.long()
+        else:
+            raise MaskError(f"{name}: expected integer lengths, got dtype {lengths.dtype}")
+    lengths = lengths.long()
+    if lengths.numel() and int(lengths.min()) < 0:
+        raise MaskError(f"{name}: expected every length >= 0, got {int(lengths.min())}")
+    return lengths
