@@ -23,6 +23,8 @@ How it stays exact without a per-step Python loop
 
 from __future__ import annotations
 
+import functools
+import warnings
 from typing import Literal
 
 import torch
@@ -77,6 +79,36 @@ def _hold_weight(dtype: torch.dtype) -> float:
     return 1.0e4 if dtype == torch.float16 else 1.0e6
 
 
+def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
+    """Refuse weights so large that the hold gates might not saturate exactly.
+
+    On a held step the gate pre-activation is ``+-big + W_hh h + b`` with ``|h| <= 1``, so
+    ``|W_hh|`` row sums plus ``|b|`` bound the perturbation; sigmoid is exactly 0 or 1 in
+    float32 once the pre-activation is past about -90 or +17. Any trained LSTM is far
+    inside this margin; an error beats a silently inexact answer.
+    """
+    with torch.no_grad():
+        bounds = []
+        for sfx in _suffixes(lstm):
+            bound = getattr(lstm, f"weight_hh_{sfx}").abs().sum(dim=1)
+            if lstm.bias:
+                bias = getattr(lstm, f"bias_ih_{sfx}") + getattr(lstm, f"bias_hh_{sfx}")
+                bound = bound + bias.abs()
+            bounds.append(bound.max())
+        worst = float(torch.stack(bounds).max())
+    if not worst < big - 1000:
+        raise MaskError(
+            f"lstm: expected recurrent weights with max row sum |W_hh| + |b| < {big - 1000:g} "
+            f"for exact masking, got {worst:g}"
+        )
+
+
+def _suffixes(lstm: nn.LSTM) -> list[str]:
+    """Parameter name suffixes of every layer and direction, in nn.LSTM's order."""
+    dirs = ("", "_reverse") if lstm.bidirectional else ("",)
+    return [f"l{layer}{d}" for layer in range(lstm.num_layers) for d in dirs]
+
+
 def _check_inputs(lstm: nn.LSTM, x: object, mask: object, hx: object) -> tuple[Tensor, Tensor]:
     """Validate ``x``, ``mask`` and ``hx`` against ``lstm``; return x and the bool mask."""
     layout = "(B, T, F)" if lstm.batch_first else "(T, B, F)"
@@ -128,110 +160,177 @@ def _direction_params(lstm: nn.LSTM, layer: int, reverse: bool, hold: Tensor) ->
     return params
 
 
+@functools.lru_cache(maxsize=64)
+def _hold_column(hidden: int, big: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The fixed ``(4H, 1)`` weight of the padding channel: input gate -big, forget +big."""
+    with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
+        hold = torch.zeros(4 * hidden, 1, dtype=dtype, device=device)
+        hold[:hidden] = -big  # input gate -> exactly 0
+        hold[hidden : 2 * hidden] = big  # forget gate -> exactly 1
+    return hold
+
+
+def _with_padding_row(values: Tensor) -> Tensor:
+    """``(N, C)`` rows plus a padding channel (0), then one extra row: zeros with channel 1.
+
+    Gathering rows of this buffer with ``index_select`` builds a layer's input in one pass:
+    valid steps pick their row, skipped steps pick the last row. No arithmetic touches
+    skipped values, so NaN/inf there cannot leak and get exactly zero gradient.
+    """
+    rows, channels = values.shape
+    buffer = F.pad(values, (0, 1, 0, 1))  # one allocation, one copy
+    buffer[rows, channels] = 1
+    return buffer
+
+
+class _Compaction:
+    """Index maps between a batch's time positions and its compacted valid steps.
+
+    Row ``b`` of the compacted ``(B, T_valid)`` layout holds that sequence's valid steps in
+    order, then padding. All maps are flat row indices for ``index_select``.
+    """
+
+    def __init__(self, mask: Tensor, longest: int) -> None:
+        batch, steps = mask.shape
+        device = mask.device
+        self.batch, self.longest = batch, longest
+        self.lengths = mask.sum(dim=1)
+        # A stable sort puts each row's valid steps first, keeping their order.
+        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :longest]
+        pos = torch.arange(longest, device=device).unsqueeze(0)
+        valid = pos < self.lengths.unsqueeze(1)
+        row = torch.arange(batch, device=device).unsqueeze(1)
+        # Layer 0 reads x (B * T rows, padding row B * T); later layers read the compacted
+        # output of the layer below (B * T_valid rows, padding row B * T_valid).
+        self.from_x = torch.where(valid, row * steps + order, batch * steps)
+        self.from_compact = torch.where(valid, row * longest + pos, batch * longest)
+        # Each row's valid steps reversed (for the backward direction); padding stays put.
+        self.reverse = torch.where(valid, self.lengths.unsqueeze(1) - 1 - pos, pos)
+        self.reverse_flat = (row * longest + self.reverse).reshape(-1)
+        self.last = row.squeeze(1) * longest + (self.lengths - 1).clamp(min=0)
+
+    def gather(self, buffer: Tensor, index: Tensor, reverse: bool) -> Tensor:
+        """Rows of ``buffer`` in compacted (optionally reversed) order, ``(B, T_valid, C)``."""
+        if reverse:
+            index = index.gather(1, self.reverse)
+        return buffer.index_select(0, index.reshape(-1)).view(self.batch, self.longest, -1)
+
+    def unreverse(self, out: Tensor) -> Tensor:
+        """Undo :meth:`gather`'s reversal on a ``(B, T_valid, C)`` output (padding is garbage)."""
+        flat = out.reshape(self.batch * self.longest, -1)
+        return flat.index_select(0, self.reverse_flat)
+
+    def final_h(self, out: Tensor, h0: Tensor) -> Tensor:
+        """Output at each row's last valid step, or ``h0`` for rows with none."""
+        picked = out.reshape(self.batch * self.longest, -1).index_select(0, self.last)
+        return torch.where((self.lengths > 0).unsqueeze(1), picked, h0)
+
+
 def _run_direction(
-    inp: Tensor, params: list[Tensor], state: State, lengths: Tensor, has_bias: bool
+    inp: Tensor, params: list[Tensor], state: State, comp: _Compaction, has_bias: bool
 ) -> tuple[Tensor, State]:
-    """Run one layer/direction over left-aligned ``inp`` whose last channel marks padding.
+    """Run one layer/direction over compacted ``inp`` whose last channel marks padding.
 
     Returns the output (garbage at padding), and the state after each row's last valid step.
     """
     h0, c0 = state
-    out, _, c_n = torch._VF.lstm(  # the fused kernel behind nn.LSTM
-        inp, (h0.unsqueeze(0), c0.unsqueeze(0)), params, has_bias, 1, 0.0, False, False, True
-    )
+    out, c_n = _fused_lstm(inp, h0.unsqueeze(0), c0.unsqueeze(0), params, has_bias)
     # c is held exactly through padding; h is not, so read it off the last valid output.
-    h_n = _state_at_last_step(out, lengths, fallback=h0)
-    return out, (h_n, c_n.squeeze(0))
+    return out, (comp.final_h(out, h0), c_n.squeeze(0))
 
 
-def _state_at_last_step(out: Tensor, lengths: Tensor, fallback: Tensor) -> Tensor:
-    """``out[b, lengths[b] - 1]`` for each row, ``fallback[b]`` where ``lengths[b] == 0``."""
-    index = (lengths - 1).clamp(min=0).view(-1, 1, 1).expand(-1, 1, out.shape[2])
-    picked = out.gather(1, index).squeeze(1)
-    return torch.where((lengths > 0).unsqueeze(1), picked, fallback)
-
-
-def _reverse_valid(t: Tensor, lengths: Tensor) -> Tensor:
-    """Reverse the order of each row's first ``lengths[b]`` steps; padding stays in place.
-
-    A permutation that is its own inverse, so it also maps reversed outputs back.
-    """
-    steps = torch.arange(t.shape[1], device=t.device).unsqueeze(0)
-    lengths = lengths.unsqueeze(1)
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
-    return t.gather(1, index.unsqueeze(2).expand(-1, -1, t.shape[2]))
+@torch.compiler.disable  # inductor's lowering of the CPU LSTM kernel fails on this call
+def _fused_lstm(
+    inp: Tensor, h0: Tensor, c0: Tensor, params: list[Tensor], has_bias: bool
+) -> tuple[Tensor, Tensor]:
+    """One single-layer, single-direction batch-first call of the kernel behind ``nn.LSTM``."""
+    args = (inp, (h0, c0), params, has_bias, 1, 0.0, False, False, True)
+    if not inp.is_cuda:
+        out, _, c_n = torch._VF.lstm(*args)
+        return out, c_n
+    with warnings.catch_warnings():
+        # cuDNN copies weights that are not in one flat buffer, and warns each call.
+        warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        out, _, c_n = torch._VF.lstm(*args)
+    return out, c_n
 
 
 def _scatter_back(out_c: Tensor, mask: Tensor, carry: bool, half: int | None) -> Tensor:
-    """Map compacted outputs ``(B, T_valid, H)`` back to the mask's time positions."""
+    """Map compacted outputs ``(B, T_valid, C)`` back to the mask's ``(B, T)`` positions."""
+    batch, longest, channels = out_c.shape
+    steps = mask.shape[1]
+    rows = F.pad(out_c.reshape(batch * longest, channels), (0, 0, 0, 1))  # last row: zeros
     upto = mask.cumsum(dim=1)  # valid steps seen up to and including t
-    zero = torch.zeros((), dtype=out_c.dtype, device=out_c.device)
+    base = torch.arange(batch, device=mask.device).unsqueeze(1) * longest
+    empty = batch * longest
     if not carry:
-        picked = out_c.gather(
-            1, (upto - 1).clamp(min=0).unsqueeze(2).expand(-1, -1, out_c.shape[2])
-        )
-        return torch.where(mask.unsqueeze(2), picked, zero)
+        index = torch.where(mask, base + upto - 1, empty)
+        return rows.index_select(0, index.reshape(-1)).view(batch, steps, channels)
     # Forward direction: the last valid step at or before t. Backward: the first at or after t.
-    parts = [(out_c[..., :half] if half else out_c, upto - 1, upto > 0)]
-    if half:
-        before = upto - mask.long()
-        lengths = upto[:, -1:]
-        parts.append((out_c[..., half:], before, before < lengths))
-    pieces = []
-    for values, index, found in parts:
-        idx = (
-            index.clamp(min=0, max=out_c.shape[1] - 1).unsqueeze(2).expand(-1, -1, values.shape[2])
-        )
-        pieces.append(torch.where(found.unsqueeze(2), values.gather(1, idx), zero))
-    return torch.cat(pieces, dim=2)
+    index = torch.where(upto > 0, base + upto - 1, empty)
+    if not half:
+        return rows.index_select(0, index.reshape(-1)).view(batch, steps, channels)
+    before = upto - mask.long()
+    index_b = torch.where(before < upto[:, -1:], base + before, empty)
+    forward = rows[:, :half].index_select(0, index.reshape(-1))
+    backward = rows[:, half:].index_select(0, index_b.reshape(-1))
+    return torch.cat([forward, backward], dim=1).view(batch, steps, channels)
 
 
 def _masked_forward(
     lstm: nn.LSTM, x: Tensor, mask: Tensor, hx: State | None, carry: bool
 ) -> tuple[Tensor, State]:
     """Batch-first core of :func:`masked_lstm` on validated input."""
-    batch, steps, _ = x.shape
+    batch, steps, features = x.shape
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
     lengths = mask.sum(dim=1)
     longest = int(lengths.max()) if batch else 0
+    if longest == steps and bool((lengths == steps).all()):
+        # Nothing is masked: the plain kernel is already exact.
+        if lstm.batch_first:
+            return lstm(x, hx)
+        output, state = lstm(x.transpose(0, 1), hx)
+        return output.transpose(0, 1), state
     if hx is None:
         zeros = x.new_zeros(lstm.num_layers * dirs, batch, hidden)
         hx = (zeros, zeros)
     if longest == 0:  # nothing to run: every sequence keeps its initial state
-        return x.new_zeros(batch, steps, dirs * hidden), (hx[0].clone(), hx[1].clone())
+        # Still tied to the graph (with zero gradient), so a training step on an
+        # all-padding batch can call backward() like it could with nn.LSTM.
+        anchor = torch.stack([p.sum() for p in lstm.parameters()] + [x.sum()]).sum()
+        zero = torch.where(torch.zeros((), dtype=torch.bool, device=x.device), anchor, 0.0)
+        output = x.new_zeros(batch, steps, dirs * hidden) + zero
+        return output, (hx[0] + zero, hx[1] + zero)
 
-    # Compaction: a stable sort puts each row's valid steps first, in their order.
-    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :longest]
-    valid = torch.arange(longest, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
-    padding = (~valid).to(x.dtype).unsqueeze(2)
-    inp = x.gather(1, order.unsqueeze(2).expand(-1, -1, x.shape[2]))
-
-    hold = x.new_zeros(4 * hidden, 1)
+    comp = _Compaction(mask, longest)
     big = _hold_weight(x.dtype)
-    hold[:hidden] = -big  # input gate -> exactly 0
-    hold[hidden : 2 * hidden] = big  # forget gate -> exactly 1
+    _check_hold_margin(lstm, big)
+    hold = _hold_column(hidden, big, x.dtype, x.device)
 
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    buffer = _with_padding_row(x.reshape(batch * steps, features))
+    index = comp.from_x
     h_n: list[Tensor] = []
     c_n: list[Tensor] = []
     for layer in range(lstm.num_layers):
-        if layer and lstm.dropout and lstm.training:
-            inp = F.dropout(inp, p=lstm.dropout, training=True)
-        # where, not multiplication: NaN/inf in skipped slots must not reach the kernel.
-        inp = torch.cat([torch.where(valid.unsqueeze(2), inp, zero), padding], dim=2)
         outs = []
         for d in range(dirs):
             k = layer * dirs + d
             params = _direction_params(lstm, layer, reverse=d == 1, hold=hold)
-            seq = _reverse_valid(inp, lengths) if d else inp
-            out, (h, c) = _run_direction(seq, params, (hx[0][k], hx[1][k]), lengths, lstm.bias)
-            outs.append(_reverse_valid(out, lengths) if d else out)
+            seq = comp.gather(buffer, index, reverse=d == 1)
+            out, (h, c) = _run_direction(seq, params, (hx[0][k], hx[1][k]), comp, lstm.bias)
+            outs.append(comp.unreverse(out) if d else out.reshape(batch * longest, hidden))
             h_n.append(h)
             c_n.append(c)
-        inp = torch.cat(outs, dim=2) if dirs == 2 else outs[0]
+        layer_out = torch.cat(outs, dim=1) if dirs == 2 else outs[0]
+        if layer + 1 < lstm.num_layers:
+            if lstm.dropout and lstm.training:
+                layer_out = F.dropout(layer_out, p=lstm.dropout, training=True)
+            buffer, index = _with_padding_row(layer_out), comp.from_compact
 
-    output = _scatter_back(inp, mask, carry, hidden if dirs == 2 else None)
+    output = _scatter_back(
+        layer_out.view(batch, longest, dirs * hidden), mask, carry, hidden if dirs == 2 else None
+    )
     return output, (torch.stack(h_n), torch.stack(c_n))
 
 

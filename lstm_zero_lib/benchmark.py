@@ -1,0 +1,307 @@
+"""Side-by-side timing of exact masking against plain ``nn.LSTM`` (used by ``make bench``).
+
+Every method runs on the same padded batch with the same weights, and is checked against
+the oracle before it is timed. Timings are interleaved (all methods once per repeat, in a
+shuffled order) so drift in the machine's speed hits all of them alike, and each repeat
+gives a ratio to plain ``nn.LSTM`` from the same moment; we report the median and the
+range of those ratios.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from tqdm.auto import tqdm
+
+from .diagnostics import reference_forward
+from .masks import lengths_to_mask
+from .rnn import masked_lstm
+
+__all__ = [
+    "BenchConfig",
+    "make_batch",
+    "step_loop_lstm",
+    "packed_lstm",
+    "METHODS",
+    "check_methods",
+    "time_config",
+    "run_suite",
+    "TARGET_CONFIGS",
+    "LENGTH_SWEEP",
+]
+
+Runner = Callable[[nn.LSTM, Tensor, Tensor], tuple[Tensor, tuple[Tensor, Tensor]]]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark shape. ``mask`` is ``"right"`` (random lengths) or ``"gaps"``."""
+
+    batch: int = 32
+    steps: int = 100
+    features: int = 32
+    hidden: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    mask: str = "right"
+
+    @property
+    def label(self) -> str:
+        """Short text for tables and figure ticks."""
+        kind = "bi" if self.bidirectional else "uni"
+        return (
+            f"B{self.batch} T{self.steps} F{self.features} H{self.hidden} "
+            f"L{self.layers} {kind} {self.mask}"
+        )
+
+
+def make_batch(
+    config: BenchConfig, *, seed: int = 0, device: torch.device | str = "cpu"
+) -> tuple[nn.LSTM, Tensor, Tensor]:
+    """A seeded LSTM, input and mask for ``config``.
+
+    Right-padded masks have lengths uniform in ``T/2..T`` with one full-length row (so the
+    padded batch is as long as plain ``nn.LSTM`` needs); ``"gaps"`` masks drop each step
+    with probability 0.25 instead, which only exact masking can handle.
+
+    Examples
+    --------
+    >>> lstm, x, mask = make_batch(BenchConfig(batch=3, steps=8, features=2, hidden=4))
+    >>> x.shape, mask.shape, bool(mask[0].all())
+    (torch.Size([3, 8, 2]), torch.Size([3, 8]), True)
+    """
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    lstm = nn.LSTM(
+        config.features,
+        config.hidden,
+        config.layers,
+        batch_first=True,
+        bidirectional=config.bidirectional,
+    )
+    x = torch.randn(config.batch, config.steps, config.features, generator=gen)
+    if config.mask == "right":
+        lengths = torch.randint(config.steps // 2, config.steps + 1, (config.batch,), generator=gen)
+        lengths[0] = config.steps
+        mask = lengths_to_mask(lengths, max_len=config.steps)
+    elif config.mask == "gaps":
+        mask = torch.rand(config.batch, config.steps, generator=gen) >= 0.25
+        mask[0] = True
+    else:
+        raise ValueError(f"config.mask: expected 'right' or 'gaps', got {config.mask!r}")
+    return lstm.to(device), x.to(device), mask.to(device)
+
+
+def step_loop_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """Masked LSTM as a per-step Python loop that keeps the state on masked steps.
+
+    What Keras falls back to for masks that are not strictly right-padded: exact, and slow
+    because every step is a separate small kernel launch. Batch-first, zero initial state.
+
+    Examples
+    --------
+    >>> lstm, x, mask = make_batch(BenchConfig(batch=2, steps=5, features=2, hidden=3, mask="gaps"))
+    >>> out, (h_n, c_n) = step_loop_lstm(lstm, x, mask)
+    >>> ref, (h_ref, _) = reference_forward(lstm, x, mask)
+    >>> bool(torch.allclose(out, ref, atol=1e-6) and torch.allclose(h_n, h_ref, atol=1e-6))
+    True
+    """
+    batch, steps, _ = x.shape
+    dirs = 2 if lstm.bidirectional else 1
+    keep = mask.unsqueeze(2)
+    inp = x
+    h_n, c_n = [], []
+    for layer in range(lstm.num_layers):
+        outs = []
+        for d in range(dirs):
+            sfx = f"l{layer}" + ("_reverse" if d else "")
+            weights = [getattr(lstm, f"{kind}_{sfx}") for kind in ("weight_ih", "weight_hh")]
+            biases = [getattr(lstm, f"bias_{kind}_{sfx}") for kind in ("ih", "hh")]
+            h = c = x.new_zeros(batch, lstm.hidden_size)
+            out = [h] * steps
+            for t in reversed(range(steps)) if d else range(steps):
+                h_new, c_new = torch._VF.lstm_cell(inp[:, t], (h, c), *weights, *biases)
+                h = torch.where(keep[:, t], h_new, h)
+                c = torch.where(keep[:, t], c_new, c)
+                out[t] = torch.where(keep[:, t], h_new, torch.zeros_like(h_new))
+            outs.append(torch.stack(out, dim=1))
+            h_n.append(h)
+            c_n.append(c)
+        inp = torch.cat(outs, dim=2)
+    return inp, (torch.stack(h_n), torch.stack(c_n))
+
+
+def packed_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """``pack_padded_sequence`` -> ``nn.LSTM`` -> ``pad_packed_sequence``.
+
+    Exact only for right-padded masks with no zero length; lengths must be on the CPU.
+
+    Examples
+    --------
+    >>> lstm, x, mask = make_batch(BenchConfig(batch=3, steps=6, features=2, hidden=3))
+    >>> out, (h_n, _) = packed_lstm(lstm, x, mask)
+    >>> bool(torch.allclose(h_n, reference_forward(lstm, x, mask)[1][0], atol=1e-6))
+    True
+    """
+    lengths = mask.sum(dim=1).cpu()
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, state = lstm(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return out, state
+
+
+def _plain(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    return lstm(x)
+
+
+def _masked(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    return masked_lstm(lstm, x, mask)
+
+
+#: The methods compared, by display name. ``nn.LSTM`` is the (inexact) reference speed.
+METHODS: dict[str, Runner] = {
+    "nn.LSTM": _plain,
+    "pack_padded_sequence": packed_lstm,
+    "step loop": step_loop_lstm,
+    "MaskedLSTM": _masked,
+}
+
+
+def _applicable(name: str, config: BenchConfig) -> bool:
+    return not (name == "pack_padded_sequence" and config.mask != "right")
+
+
+def check_methods(
+    config: BenchConfig, *, device: torch.device | str = "cpu", atol: float = 1e-5
+) -> dict[str, float]:
+    """Assert every exact method matches the oracle on ``config``'s batch; return max errors.
+
+    Examples
+    --------
+    >>> errors = check_methods(BenchConfig(batch=3, steps=6, features=2, hidden=3, layers=2))
+    >>> sorted(errors), max(errors.values()) < 1e-5
+    (['MaskedLSTM', 'pack_padded_sequence', 'step loop'], True)
+    """
+    lstm, x, mask = make_batch(config, device=device)
+    lstm.eval()
+    with torch.no_grad():
+        ref, (h_ref, c_ref) = reference_forward(lstm, x, mask)
+        errors = {}
+        for name, run in METHODS.items():
+            if name == "nn.LSTM" or not _applicable(name, config):
+                continue
+            out, (h_n, c_n) = run(lstm, x, mask)
+            err = max(
+                float((out - ref).abs().max()),
+                float((h_n - h_ref).abs().max()),
+                float((c_n - c_ref).abs().max()),
+            )
+            if not err <= atol:
+                raise AssertionError(f"{name} differs from the oracle by {err:.2e} on {config}")
+            errors[name] = err
+    return errors
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_config(
+    config: BenchConfig,
+    *,
+    backward: bool,
+    repeats: int = 21,
+    warmup: int = 3,
+    device: torch.device | str = "cpu",
+    methods: Iterable[str] | None = None,
+    seed: int = 0,
+) -> list[dict[str, object]]:
+    """Time each method on ``config``, interleaved; one result row per method.
+
+    Each row holds the config, ``mode`` ("forward" or "forward+backward"), the method,
+    the median time in ms, and the median/min/max over repeats of the per-repeat ratio to
+    ``nn.LSTM``.
+    """
+    device = torch.device(device)
+    lstm, x, mask = make_batch(config, device=device)
+    names = [n for n in (methods or METHODS) if _applicable(n, config)]
+    if "nn.LSTM" not in names:
+        names.insert(0, "nn.LSTM")
+    order_rng = random.Random(seed)
+    times: dict[str, list[float]] = {n: [] for n in names}
+
+    def once(name: str) -> float:
+        lstm.zero_grad(set_to_none=True)
+        _sync(device)
+        start = time.perf_counter()
+        if backward:
+            out, (h_n, c_n) = METHODS[name](lstm, x, mask)
+            (out.sum() + h_n.sum() + c_n.sum()).backward()
+        else:
+            with torch.no_grad():
+                METHODS[name](lstm, x, mask)
+        _sync(device)
+        return time.perf_counter() - start
+
+    for rep in range(warmup + repeats):
+        shuffled = names[:]
+        order_rng.shuffle(shuffled)
+        for name in shuffled:
+            elapsed = once(name)
+            if rep >= warmup:
+                times[name].append(elapsed)
+
+    rows = []
+    base = times["nn.LSTM"]
+    for name in names:
+        ratios = sorted(t / b for t, b in zip(times[name], base, strict=True))
+        ms = sorted(times[name])
+        rows.append(
+            {
+                **asdict(config),
+                "label": config.label,
+                "mode": "forward+backward" if backward else "forward",
+                "method": name,
+                "ms_median": 1e3 * ms[len(ms) // 2],
+                "ratio_median": ratios[len(ratios) // 2],
+                "ratio_min": ratios[0],
+                "ratio_max": ratios[-1],
+                "repeats": repeats,
+            }
+        )
+    return rows
+
+
+#: The shapes the speed goal is stated for.
+TARGET_CONFIGS = (
+    BenchConfig(batch=32, steps=200, features=32, hidden=64, layers=1),
+    BenchConfig(batch=64, steps=100, features=32, hidden=128, layers=2),
+    BenchConfig(batch=32, steps=100, features=32, hidden=64, layers=1, bidirectional=True),
+)
+#: How the ratio moves with sequence length.
+LENGTH_SWEEP = tuple(BenchConfig(steps=t) for t in (10, 100, 1000))
+
+
+def run_suite(
+    configs: Iterable[BenchConfig],
+    *,
+    repeats: int = 21,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> list[dict[str, object]]:
+    """Check, then time, every config forward-only and forward+backward."""
+    configs = list(configs)
+    rows: list[dict[str, object]] = []
+    jobs = [(c, b) for c in configs for b in (False, True)]
+    for config in configs:
+        check_methods(config, device=device)
+    for config, backward in tqdm(jobs, desc="benchmark", disable=not progress):
+        rows += time_config(config, backward=backward, repeats=repeats, device=device)
+    return rows
