@@ -1,0 +1,75 @@
+"""The benchmark harness: correctness gate and result rows (no timing assertions)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstm_zero_lib.benchmark import (
+    METHODS,
+    BenchConfig,
+    check_methods,
+    make_batch,
+    packed_lstm,
+    step_loop_lstm,
+    time_config,
+)
+from lstm_zero_lib.diagnostics import reference_forward
+
+SMALL = {"batch": 4, "steps": 7, "features": 3, "hidden": 5}
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("mask", ["right", "gaps"])
+def test_check_methods_passes_for_exact_methods(layers: int, bidirectional: bool, mask: str):
+    config = BenchConfig(**SMALL, layers=layers, bidirectional=bidirectional, mask=mask)
+    errors = check_methods(config)
+    expected = {"MaskedLSTM", "step loop"} | (
+        {"pack_padded_sequence"} if mask == "right" else set()
+    )
+    assert set(errors) == expected
+    assert max(errors.values()) < 1e-5
+
+
+def test_check_methods_rejects_an_inexact_method(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(METHODS, "MaskedLSTM", METHODS["nn.LSTM"])  # plain run: wrong h_n
+    with pytest.raises(AssertionError, match="MaskedLSTM differs from the oracle"):
+        check_methods(BenchConfig(**SMALL))
+
+
+def test_step_loop_matches_oracle_with_gaps():
+    lstm, x, mask = make_batch(BenchConfig(**SMALL, layers=2, bidirectional=True, mask="gaps"))
+    out, (h_n, c_n) = step_loop_lstm(lstm, x, mask)
+    ref, (h_ref, c_ref) = reference_forward(lstm, x, mask)
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(c_n, c_ref, atol=1e-6, rtol=0)
+
+
+def test_packed_lstm_is_wrong_on_left_padding():
+    lstm, x, mask = make_batch(BenchConfig(**SMALL, mask="right"))
+    left = mask.flip(1)
+    out, _ = packed_lstm(lstm, x, left)
+    ref, _ = reference_forward(lstm, x, left)
+    assert (out - ref).abs().max() > 1e-3  # the trap the chapters warn about
+
+
+def test_make_batch_is_seeded_and_validates_mask_kind():
+    a = make_batch(BenchConfig(**SMALL), seed=3)
+    b = make_batch(BenchConfig(**SMALL), seed=3)
+    assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    with pytest.raises(ValueError, match="config.mask"):
+        make_batch(BenchConfig(**SMALL, mask="middle"))
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_time_config_rows(backward: bool):
+    rows = time_config(BenchConfig(**SMALL, mask="gaps"), backward=backward, repeats=2, warmup=0)
+    methods = [r["method"] for r in rows]
+    assert methods[0] == "nn.LSTM" and "pack_padded_sequence" not in methods
+    plain = rows[0]
+    assert plain["ratio_median"] == plain["ratio_min"] == plain["ratio_max"] == 1.0
+    for row in rows:
+        assert row["mode"] == ("forward+backward" if backward else "forward")
+        assert row["ratio_min"] <= row["ratio_median"] <= row["ratio_max"]
+        assert row["ms_median"] > 0
