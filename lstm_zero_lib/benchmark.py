@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bar: tqdm.auto warns without ipywidgets
 
 from .diagnostics import reference_forward
 from .masks import lengths_to_mask
@@ -53,12 +53,17 @@ class BenchConfig:
 
     @property
     def label(self) -> str:
-        """Short text for tables and figure ticks."""
-        kind = "bi" if self.bidirectional else "uni"
-        return (
-            f"B{self.batch} T{self.steps} F{self.features} H{self.hidden} "
-            f"L{self.layers} {kind} {self.mask}"
-        )
+        """Short text for tables and figure ticks, e.g. ``"B64 T100 H128 2-layer"``."""
+        parts = [f"B{self.batch} T{self.steps} H{self.hidden}"]
+        if self.features != 32:
+            parts.append(f"F{self.features}")
+        if self.layers > 1:
+            parts.append(f"{self.layers}-layer")
+        if self.bidirectional:
+            parts.append("bidir")
+        if self.mask != "right":
+            parts.append(self.mask)
+        return " ".join(parts)
 
 
 def make_batch(
@@ -226,8 +231,8 @@ def time_config(
     """Time each method on ``config``, interleaved; one result row per method.
 
     Each row holds the config, ``mode`` ("forward" or "forward+backward"), the method,
-    the median time in ms, and the median/min/max over repeats of the per-repeat ratio to
-    ``nn.LSTM``.
+    the median time in ms, and the median, min, max and quartiles over repeats of the
+    per-repeat ratio to ``nn.LSTM``.
     """
     device = torch.device(device)
     lstm, x, mask = make_batch(config, device=device)
@@ -272,6 +277,8 @@ def time_config(
                 "ms_median": 1e3 * ms[len(ms) // 2],
                 "ratio_median": ratios[len(ratios) // 2],
                 "ratio_min": ratios[0],
+                "ratio_q1": ratios[len(ratios) // 4],
+                "ratio_q3": ratios[(3 * len(ratios)) // 4],
                 "ratio_max": ratios[-1],
                 "repeats": repeats,
             }

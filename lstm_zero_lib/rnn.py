@@ -15,10 +15,16 @@ How it stays exact without a per-step Python loop
    direction.
 3. **Read-out.** ``c_n`` is the held cell. ``h`` is not held (the output gate still
    moves), so ``h_n`` is read from the output at the last valid step, or is the initial
-   state for a sequence with no valid step. The backward direction runs the same way on
-   each row's valid steps reversed.
-4. **Scatter.** Outputs are gathered back to the original time positions; masked steps get
+   state for a sequence with no valid step.
+4. **Backward direction.** From a zero initial state, one bidirectional kernel call does
+   both directions: the backward pass reads the trailing padding first, and from
+   ``h = c = 0`` a held step keeps ``c = 0`` and hence ``h = o * tanh(0) = 0`` exactly.
+   With a given ``hx`` it runs separately on each row's valid steps reversed.
+5. **Scatter.** Outputs are gathered back to the original time positions; masked steps get
    zeros (``"zero"``) or the previous valid output of that direction (``"carry"``).
+
+All gathers are ``index_select`` on a buffer with one extra zero row that skipped slots
+point to, and the compacted layout is time-major, the kernel's own, to avoid transposes.
 """
 
 from __future__ import annotations
@@ -85,8 +91,14 @@ def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
     On a held step the gate pre-activation is ``+-big + W_hh h + b`` with ``|h| <= 1``, so
     ``|W_hh|`` row sums plus ``|b|`` bound the perturbation; sigmoid is exactly 0 or 1 in
     float32 once the pre-activation is past about -90 or +17. Any trained LSTM is far
-    inside this margin; an error beats a silently inexact answer.
+    inside this margin; an error beats a silently inexact answer. The verdict is cached
+    until a weight changes (tensor versions count in-place updates such as optimiser steps).
     """
+    names = [f"{kind}_{sfx}" for sfx in _suffixes(lstm) for kind in _RECURRENT]
+    params = [p for p in (getattr(lstm, n, None) for n in names) if p is not None]
+    key = (big, tuple((id(p), p._version) for p in params))
+    if getattr(lstm, "_lstm_zero_margin_ok", None) == key:
+        return
     with torch.no_grad():
         bounds = []
         for sfx in _suffixes(lstm):
@@ -101,12 +113,16 @@ def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
             f"lstm: expected recurrent weights with max row sum |W_hh| + |b| < {big - 1000:g} "
             f"for exact masking, got {worst:g}"
         )
+    lstm._lstm_zero_margin_ok = key
 
 
 def _suffixes(lstm: nn.LSTM) -> list[str]:
     """Parameter name suffixes of every layer and direction, in nn.LSTM's order."""
     dirs = ("", "_reverse") if lstm.bidirectional else ("",)
     return [f"l{layer}{d}" for layer in range(lstm.num_layers) for d in dirs]
+
+
+_RECURRENT = ("weight_hh", "bias_ih", "bias_hh")
 
 
 def _check_inputs(lstm: nn.LSTM, x: object, mask: object, hx: object) -> tuple[Tensor, Tensor]:
@@ -186,12 +202,14 @@ def _with_padding_row(values: Tensor) -> Tensor:
 class _Compaction:
     """Index maps between a batch's time positions and its compacted valid steps.
 
-    Row ``b`` of the compacted ``(B, T_valid)`` layout holds that sequence's valid steps in
-    order, then padding. All maps are flat row indices for ``index_select``.
+    Slot ``k`` of sequence ``b`` in the compacted layout holds that sequence's ``k``-th
+    valid step; slots past its length are padding. The compacted layout is time-major
+    (row ``k * B + b``), the kernel's native layout, so it runs without transposes. All
+    maps are flat row indices for ``index_select``.
     """
 
-    def __init__(self, mask: Tensor, longest: int) -> None:
-        batch, steps = mask.shape
+    def __init__(self, mask: Tensor, longest: int, x_batch_first: bool) -> None:
+        batch, steps = mask.shape  # mask is (B, T) whatever x's layout
         device = mask.device
         self.batch, self.longest = batch, longest
         self.lengths = mask.sum(dim=1)
@@ -200,29 +218,30 @@ class _Compaction:
         pos = torch.arange(longest, device=device).unsqueeze(0)
         valid = pos < self.lengths.unsqueeze(1)
         row = torch.arange(batch, device=device).unsqueeze(1)
-        # Layer 0 reads x (B * T rows, padding row B * T); later layers read the compacted
-        # output of the layer below (B * T_valid rows, padding row B * T_valid).
-        self.from_x = torch.where(valid, row * steps + order, batch * steps)
-        self.from_compact = torch.where(valid, row * longest + pos, batch * longest)
+        # Layer 0 reads x's rows (padding row B * T); later layers read the compacted
+        # output of the layer below (padding row B * T_valid). Both (T_valid, B).
+        x_row = row * steps + order if x_batch_first else order * batch + row
+        self.from_x = torch.where(valid, x_row, batch * steps).t()
+        self.from_compact = torch.where(valid, pos * batch + row, batch * longest).t()
         # Each row's valid steps reversed (for the backward direction); padding stays put.
-        self.reverse = torch.where(valid, self.lengths.unsqueeze(1) - 1 - pos, pos)
-        self.reverse_flat = (row * longest + self.reverse).reshape(-1)
-        self.last = row.squeeze(1) * longest + (self.lengths - 1).clamp(min=0)
+        reverse = torch.where(valid, self.lengths.unsqueeze(1) - 1 - pos, pos)
+        self.reverse = reverse.t()
+        self.reverse_flat = (reverse * batch + row).t().reshape(-1)
+        self.last = (self.lengths - 1).clamp(min=0) * batch + row.squeeze(1)
 
     def gather(self, buffer: Tensor, index: Tensor, reverse: bool) -> Tensor:
-        """Rows of ``buffer`` in compacted (optionally reversed) order, ``(B, T_valid, C)``."""
+        """Rows of ``buffer`` in compacted (optionally reversed) order, ``(T_valid, B, C)``."""
         if reverse:
-            index = index.gather(1, self.reverse)
-        return buffer.index_select(0, index.reshape(-1)).view(self.batch, self.longest, -1)
+            index = index.gather(0, self.reverse)
+        return buffer.index_select(0, index.reshape(-1)).view(self.longest, self.batch, -1)
 
     def unreverse(self, out: Tensor) -> Tensor:
-        """Undo :meth:`gather`'s reversal on a ``(B, T_valid, C)`` output (padding is garbage)."""
-        flat = out.reshape(self.batch * self.longest, -1)
-        return flat.index_select(0, self.reverse_flat)
+        """Undo :meth:`gather`'s reversal of a ``(T_valid, B, C)`` output, as rows."""
+        return out.reshape(self.longest * self.batch, -1).index_select(0, self.reverse_flat)
 
     def final_h(self, out: Tensor, h0: Tensor) -> Tensor:
         """Output at each row's last valid step, or ``h0`` for rows with none."""
-        picked = out.reshape(self.batch * self.longest, -1).index_select(0, self.last)
+        picked = out.reshape(self.longest * self.batch, -1).index_select(0, self.last)
         return torch.where((self.lengths > 0).unsqueeze(1), picked, h0)
 
 
@@ -234,64 +253,84 @@ def _run_direction(
     Returns the output (garbage at padding), and the state after each row's last valid step.
     """
     h0, c0 = state
-    out, c_n = _fused_lstm(inp, h0.unsqueeze(0), c0.unsqueeze(0), params, has_bias)
+    out, _, c_n = _fused_lstm(inp, (h0.unsqueeze(0), c0.unsqueeze(0)), params, has_bias, False)
     # c is held exactly through padding; h is not, so read it off the last valid output.
     return out, (comp.final_h(out, h0), c_n.squeeze(0))
 
 
+def _run_both_directions(
+    inp: Tensor, params: list[Tensor], comp: _Compaction, has_bias: bool
+) -> tuple[Tensor, list[State]]:
+    """One bidirectional kernel call; valid only from a zero initial state.
+
+    The backward direction reads the trailing padding first: from ``h = c = 0`` a held step
+    keeps ``c = 0`` and so ``h = o * tanh(0) = 0`` exactly, so it reaches each row's last
+    valid step in its initial state, and its final state is exact as the kernel returns it.
+    """
+    batch, hidden = comp.batch, params[1].shape[1]
+    zeros = inp.new_zeros(2, batch, hidden)
+    out, h_k, c_k = _fused_lstm(inp, (zeros, zeros), params, has_bias, True)
+    forward = (comp.final_h(out[..., :hidden], zeros[0]), c_k[0])
+    return out.reshape(comp.longest * batch, 2 * hidden), [forward, (h_k[1], c_k[1])]
+
+
 @torch.compiler.disable  # inductor's lowering of the CPU LSTM kernel fails on this call
 def _fused_lstm(
-    inp: Tensor, h0: Tensor, c0: Tensor, params: list[Tensor], has_bias: bool
-) -> tuple[Tensor, Tensor]:
-    """One single-layer, single-direction batch-first call of the kernel behind ``nn.LSTM``."""
-    args = (inp, (h0, c0), params, has_bias, 1, 0.0, False, False, True)
+    inp: Tensor, hx: State, params: list[Tensor], has_bias: bool, bidirectional: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One single-layer, time-major call of the kernel behind ``nn.LSTM``."""
+    args = (inp, hx, params, has_bias, 1, 0.0, False, bidirectional, False)
     if not inp.is_cuda:
-        out, _, c_n = torch._VF.lstm(*args)
-        return out, c_n
+        return torch._VF.lstm(*args)
     with warnings.catch_warnings():
         # cuDNN copies weights that are not in one flat buffer, and warns each call.
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
-        out, _, c_n = torch._VF.lstm(*args)
-    return out, c_n
+        return torch._VF.lstm(*args)
 
 
-def _scatter_back(out_c: Tensor, mask: Tensor, carry: bool, half: int | None) -> Tensor:
-    """Map compacted outputs ``(B, T_valid, C)`` back to the mask's ``(B, T)`` positions."""
-    batch, longest, channels = out_c.shape
-    steps = mask.shape[1]
-    rows = F.pad(out_c.reshape(batch * longest, channels), (0, 0, 0, 1))  # last row: zeros
+def _scatter_back(
+    rows: Tensor, mask: Tensor, carry: bool, half: int | None, batch_first: bool
+) -> Tensor:
+    """Map compacted output rows (``k * B + b``) back to the mask's time positions.
+
+    ``mask`` is ``(B, T)``; the result is laid out like the caller's ``x``.
+    """
+    batch, steps = mask.shape
+    channels = rows.shape[1]
+    empty = rows.shape[0]
+    rows = F.pad(rows, (0, 0, 0, 1))  # one more row: zeros
     upto = mask.cumsum(dim=1)  # valid steps seen up to and including t
-    base = torch.arange(batch, device=mask.device).unsqueeze(1) * longest
-    empty = batch * longest
+    seq = torch.arange(batch, device=mask.device).unsqueeze(1)
+    shape = (batch, steps, channels) if batch_first else (steps, batch, channels)
+
+    def pick(values: Tensor, found: Tensor, slot: Tensor) -> Tensor:
+        index = torch.where(found, slot * batch + seq, empty)
+        index = index if batch_first else index.t()
+        return values.index_select(0, index.reshape(-1))
+
     if not carry:
-        index = torch.where(mask, base + upto - 1, empty)
-        return rows.index_select(0, index.reshape(-1)).view(batch, steps, channels)
+        return pick(rows, mask, upto - 1).view(shape)
     # Forward direction: the last valid step at or before t. Backward: the first at or after t.
-    index = torch.where(upto > 0, base + upto - 1, empty)
     if not half:
-        return rows.index_select(0, index.reshape(-1)).view(batch, steps, channels)
+        return pick(rows, upto > 0, upto - 1).view(shape)
     before = upto - mask.long()
-    index_b = torch.where(before < upto[:, -1:], base + before, empty)
-    forward = rows[:, :half].index_select(0, index.reshape(-1))
-    backward = rows[:, half:].index_select(0, index_b.reshape(-1))
-    return torch.cat([forward, backward], dim=1).view(batch, steps, channels)
+    forward = pick(rows[:, :half], upto > 0, upto - 1)
+    backward = pick(rows[:, half:], before < upto[:, -1:], before)
+    return torch.cat([forward, backward], dim=1).view(shape)
 
 
 def _masked_forward(
     lstm: nn.LSTM, x: Tensor, mask: Tensor, hx: State | None, carry: bool
 ) -> tuple[Tensor, State]:
-    """Batch-first core of :func:`masked_lstm` on validated input."""
-    batch, steps, features = x.shape
+    """Core of :func:`masked_lstm` on validated input; ``mask`` is ``(B, T)``."""
+    batch, steps = mask.shape
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
     lengths = mask.sum(dim=1)
     longest = int(lengths.max()) if batch else 0
     if longest == steps and bool((lengths == steps).all()):
-        # Nothing is masked: the plain kernel is already exact.
-        if lstm.batch_first:
-            return lstm(x, hx)
-        output, state = lstm(x.transpose(0, 1), hx)
-        return output.transpose(0, 1), state
+        return lstm(x, hx)  # nothing is masked: the plain kernel is already exact
+    zero_start = hx is None
     if hx is None:
         zeros = x.new_zeros(lstm.num_layers * dirs, batch, hidden)
         hx = (zeros, zeros)
@@ -300,37 +339,43 @@ def _masked_forward(
         # all-padding batch can call backward() like it could with nn.LSTM.
         anchor = torch.stack([p.sum() for p in lstm.parameters()] + [x.sum()]).sum()
         zero = torch.where(torch.zeros((), dtype=torch.bool, device=x.device), anchor, 0.0)
-        output = x.new_zeros(batch, steps, dirs * hidden) + zero
+        output = x.new_zeros(x.shape[:2] + (dirs * hidden,)) + zero
         return output, (hx[0] + zero, hx[1] + zero)
 
-    comp = _Compaction(mask, longest)
+    comp = _Compaction(mask, longest, lstm.batch_first)
     big = _hold_weight(x.dtype)
     _check_hold_margin(lstm, big)
     hold = _hold_column(hidden, big, x.dtype, x.device)
 
-    buffer = _with_padding_row(x.reshape(batch * steps, features))
+    buffer = _with_padding_row(x.reshape(batch * steps, x.shape[2]))
     index = comp.from_x
     h_n: list[Tensor] = []
     c_n: list[Tensor] = []
     for layer in range(lstm.num_layers):
-        outs = []
-        for d in range(dirs):
-            k = layer * dirs + d
-            params = _direction_params(lstm, layer, reverse=d == 1, hold=hold)
-            seq = comp.gather(buffer, index, reverse=d == 1)
-            out, (h, c) = _run_direction(seq, params, (hx[0][k], hx[1][k]), comp, lstm.bias)
-            outs.append(comp.unreverse(out) if d else out.reshape(batch * longest, hidden))
-            h_n.append(h)
-            c_n.append(c)
-        layer_out = torch.cat(outs, dim=1) if dirs == 2 else outs[0]
+        if dirs == 2 and zero_start:  # both directions in one kernel call
+            params = _direction_params(lstm, layer, reverse=False, hold=hold)
+            params += _direction_params(lstm, layer, reverse=True, hold=hold)
+            seq = comp.gather(buffer, index, reverse=False)
+            layer_out, states = _run_both_directions(seq, params, comp, lstm.bias)
+        else:
+            outs, states = [], []
+            for d in range(dirs):
+                k = layer * dirs + d
+                params = _direction_params(lstm, layer, reverse=d == 1, hold=hold)
+                seq = comp.gather(buffer, index, reverse=d == 1)
+                out, state = _run_direction(seq, params, (hx[0][k], hx[1][k]), comp, lstm.bias)
+                outs.append(comp.unreverse(out) if d else out.reshape(longest * batch, hidden))
+                states.append(state)
+            layer_out = torch.cat(outs, dim=1) if dirs == 2 else outs[0]
+        h_n += [h for h, _ in states]
+        c_n += [c for _, c in states]
         if layer + 1 < lstm.num_layers:
             if lstm.dropout and lstm.training:
                 layer_out = F.dropout(layer_out, p=lstm.dropout, training=True)
             buffer, index = _with_padding_row(layer_out), comp.from_compact
 
-    output = _scatter_back(
-        layer_out.view(batch, longest, dirs * hidden), mask, carry, hidden if dirs == 2 else None
-    )
+    half = hidden if dirs == 2 else None
+    output = _scatter_back(layer_out, mask, carry, half, lstm.batch_first)
     return output, (torch.stack(h_n), torch.stack(c_n))
 
 
@@ -381,12 +426,9 @@ def masked_lstm(
     _check_masked_output(masked_output)
     x, bool_mask = _check_inputs(lstm, x, mask, hx)
     if not lstm.batch_first:
-        x, bool_mask = x.transpose(0, 1), bool_mask.t()
+        bool_mask = bool_mask.t()
     state = None if hx is None else (hx[0], hx[1])
-    output, (h_n, c_n) = _masked_forward(lstm, x, bool_mask, state, masked_output == "carry")
-    if not lstm.batch_first:
-        output = output.transpose(0, 1)
-    return output, (h_n, c_n)
+    return _masked_forward(lstm, x, bool_mask, state, masked_output == "carry")
 
 
 class MaskedLSTM(nn.Module):

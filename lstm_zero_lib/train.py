@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bar: tqdm.auto warns without ipywidgets
 
 __all__ = ["seed_everything", "get_device", "fit", "evaluate"]
 
