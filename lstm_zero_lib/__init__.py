@@ -2,20 +2,43 @@
 
 The public names are re-exported here; the modules are importable as
 ``lstm_zero_lib.masks``, ``lstm_zero_lib.zeroing``, ``lstm_zero_lib.rnn``,
-``lstm_zero_lib.pooling`` and ``lstm_zero_lib.diagnostics``.
+``lstm_zero_lib.pooling``, ``lstm_zero_lib.diagnostics``, ``lstm_zero_lib.ablation``
+and ``lstm_zero_lib.missing``; helpers for the book live in ``lstm_zero_lib.data``,
+``lstm_zero_lib.train``, ``lstm_zero_lib.plotting`` and ``lstm_zero_lib.benchmark``.
 """
 
 from __future__ import annotations
 
-from . import diagnostics, errors, masks, pooling, rnn, zeroing
+from . import ablation, diagnostics, errors, masks, missing, pooling, rnn, zeroing
+from .ablation import ablate, feature_ablation, occlusion_map, permutation_importance
 from .diagnostics import PaddingError, padding_error, reference_forward
 from .errors import MaskError
 from .masks import is_right_padded, lengths_to_mask, mask_to_lengths
+from .missing import (
+    DecayLSTM,
+    add_mask_channels,
+    forward_fill,
+    mean_fill,
+    observed_means,
+    time_since_observed,
+)
 from .pooling import last_valid, masked_max, masked_mean, masked_softmax
 from .rnn import MaskedLSTM, masked_lstm
 from .zeroing import null_invalid, zero_features, zero_timesteps
 
 __all__ = [
+    "DecayLSTM",
+    "ablate",
+    "ablation",
+    "add_mask_channels",
+    "feature_ablation",
+    "forward_fill",
+    "mean_fill",
+    "missing",
+    "observed_means",
+    "occlusion_map",
+    "permutation_importance",
+    "time_since_observed",
     "MaskError",
     "MaskedLSTM",
     "PaddingError",

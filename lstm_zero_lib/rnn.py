@@ -452,6 +452,13 @@ class MaskedLSTM(nn.Module):
         ``t``; the backward half (which reads time in reverse) repeats its output at the
         next valid step after ``t``. Where there is no such step, zeros.
 
+    Attributes
+    ----------
+    lstm : torch.nn.LSTM
+        The wrapped module; its parameters are this module's only parameters.
+    masked_output : str
+        ``"zero"`` or ``"carry"``.
+
     Notes
     -----
     ``h_n``/``c_n`` are the state after each sequence's last valid step (the first, for

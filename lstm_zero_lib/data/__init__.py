@@ -6,6 +6,17 @@ gets the same numbers on every run. Each data set lives in a module of its own.
 
 from __future__ import annotations
 
+from .attribution import AttributionTask, make_attribution_task
+from .sensors import FAULTS, SENSOR_NAMES, SensorData, make_sensor_data
 from .variable_length import SequenceBatch, make_variable_length_task
 
-__all__ = ["SequenceBatch", "make_variable_length_task"]
+__all__ = [
+    "FAULTS",
+    "SENSOR_NAMES",
+    "AttributionTask",
+    "SensorData",
+    "SequenceBatch",
+    "make_attribution_task",
+    "make_sensor_data",
+    "make_variable_length_task",
+]
