@@ -135,5 +135,5 @@ def plot_speed_ratios(rows: Sequence[Mapping[str, object]]) -> Figure:
         )
     axes[0][0].invert_yaxis()  # shared y axis: first shape and method on top
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside upper center", ncols=len(methods), frameon=False)
+    fig.legend(handles, names, loc="outside lower center", ncols=len(methods), frameon=False)
     return fig
