@@ -112,3 +112,27 @@ def as_lengths(lengths: object, name: str = "lengths") -> Tensor:
     if lengths.numel() and int(lengths.min()) < 0:
         raise MaskError(f"{name}: expected every length >= 0, got {int(lengths.min())}")
     return lengths
+
+
+def as_feature_mask(mask: object, name: str, x: Tensor, *, batch_first: bool = True) -> Tensor:
+    """Validate a feature mask for a 3-D ``x``; return it as bool, broadcastable to ``x``.
+
+    Accepted shapes: ``(F,)`` (every step and sequence), ``(T, F)`` (per step, shared by
+    the batch) or ``x``'s own shape.
+    """
+    mask = require_tensor(mask, name)
+    t_dim = 1 if batch_first else 0
+    allowed = {1: (x.shape[2],), 2: (x.shape[t_dim], x.shape[2]), 3: tuple(x.shape)}
+    expected = allowed.get(mask.ndim)
+    if expected is None or tuple(mask.shape) != expected:
+        options = ", ".join(shape_str(s) for s in allowed.values())
+        raise MaskError(
+            f"{name}: expected shape (F,), (T, F) or x's shape, i.e. one of {options}, "
+            f"got {shape_str(mask.shape)}"
+        )
+    keep = as_bool_mask(mask, name, expected, like=x)
+    if keep.ndim == 1:
+        return keep.reshape(1, 1, -1)
+    if keep.ndim == 2:
+        return keep.unsqueeze(0) if batch_first else keep.unsqueeze(1)
+    return keep

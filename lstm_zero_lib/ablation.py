@@ -28,7 +28,14 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ._checks import as_bool_mask, require_ndim, require_same_device, require_tensor, shape_str
+from ._checks import (
+    as_bool_mask,
+    as_feature_mask,
+    require_ndim,
+    require_same_device,
+    require_tensor,
+    shape_str,
+)
 from .errors import MaskError
 from .zeroing import zero_features
 
@@ -61,18 +68,8 @@ def _valid_steps(mask: object | None, x: Tensor) -> Tensor | None:
 
 
 def _keep_mask(keep_mask: object, x: Tensor) -> Tensor:
-    """Validate ``keep_mask`` and return it as a bool tensor broadcastable to ``x`` (3-D)."""
-    keep_mask = require_tensor(keep_mask, "keep_mask")
-    allowed = {1: (x.shape[2],), 2: (x.shape[1], x.shape[2]), 3: tuple(x.shape)}
-    expected = allowed.get(keep_mask.ndim)
-    if expected is None or tuple(keep_mask.shape) != expected:
-        options = ", ".join(shape_str(s) for s in allowed.values())
-        raise MaskError(
-            f"keep_mask: expected shape (F,), (T, F) or (B, T, F), i.e. one of {options}, "
-            f"got {shape_str(keep_mask.shape)}"
-        )
-    keep = as_bool_mask(keep_mask, "keep_mask", expected, like=x)
-    return keep.reshape((1,) * (3 - keep.ndim) + tuple(keep.shape))
+    """Validate ``keep_mask`` and return it as a 3-D bool tensor broadcastable to ``x``."""
+    return as_feature_mask(keep_mask, "keep_mask", x)
 
 
 def _check_groups(groups: object, x: Tensor, *, shared: bool = False) -> tuple[Tensor, int]:

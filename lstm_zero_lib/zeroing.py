@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._checks import as_bool_mask, require_ndim, require_tensor, shape_str
+from ._checks import as_bool_mask, as_feature_mask, require_ndim, require_tensor, shape_str
 from .errors import MaskError
 
 __all__ = ["zero_timesteps", "zero_features", "null_invalid"]
@@ -66,19 +66,7 @@ def zero_features(x: Tensor, feature_mask: Tensor, *, batch_first: bool = True) 
     """
     x = require_tensor(x, "x")
     require_ndim(x, "x", (3,), "(B, T, F)" if batch_first else "(T, B, F)")
-    feature_mask = require_tensor(feature_mask, "feature_mask")
-    t_dim = 1 if batch_first else 0
-    allowed = {1: (x.shape[2],), 2: (x.shape[t_dim], x.shape[2]), 3: tuple(x.shape)}
-    expected = allowed.get(feature_mask.ndim)
-    if expected is None or tuple(feature_mask.shape) != expected:
-        options = ", ".join(shape_str(s) for s in allowed.values())
-        raise MaskError(
-            f"feature_mask: expected shape (F,), (T, F) or x's shape, i.e. one of {options}, "
-            f"got {shape_str(feature_mask.shape)}"
-        )
-    keep = as_bool_mask(feature_mask, "feature_mask", expected, like=x)
-    if keep.ndim == 2:
-        keep = keep.unsqueeze(0) if batch_first else keep.unsqueeze(1)
+    keep = as_feature_mask(feature_mask, "feature_mask", x, batch_first=batch_first)
     return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
