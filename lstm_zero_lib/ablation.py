@@ -37,6 +37,7 @@ from ._checks import (
     shape_str,
 )
 from .errors import MaskError
+from .missing import observed_means
 from .zeroing import zero_features
 
 __all__ = ["ablate", "feature_ablation", "occlusion_map", "permutation_importance"]
@@ -105,14 +106,8 @@ def _check_groups(groups: object, x: Tensor, *, shared: bool = False) -> tuple[T
 
 def _feature_mean(x: Tensor, valid: Tensor | None) -> Tensor:
     """Per-feature mean over valid, finite entries, shaped ``(1, 1, F)`` (0 if none)."""
-    use = torch.isfinite(x)
-    if valid is not None:
-        use = use & valid.unsqueeze(2)
-    zero = torch.zeros((), dtype=x.dtype, device=x.device)
-    total = torch.where(use, x, zero).sum(dim=(0, 1))
-    count = use.sum(dim=(0, 1))
-    mean = torch.where(count > 0, total / count.clamp(min=1), zero)
-    return mean.reshape(1, 1, -1)
+    steps = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if valid is None else valid
+    return observed_means(x, steps.unsqueeze(2).expand_as(x)).reshape(1, 1, -1)
 
 
 def _baseline_values(baseline: object, x: Tensor, valid: Tensor | None) -> Tensor:
