@@ -38,7 +38,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -c constraints.txt -e '.[test,book]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test,book,docs]'
 	touch $@
 
 # ---------------------------------------------------------------------------- book

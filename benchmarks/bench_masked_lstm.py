@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lstm_zero_lib.benchmark import LENGTH_SWEEP, TARGET_CONFIGS, BenchConfig, run_suite
-from lstm_zero_lib.plotting import plot_speed_ratios, set_theme
+from lstm_zero_lib.book.benchmark import LENGTH_SWEEP, TARGET_CONFIGS, BenchConfig, run_suite
+from lstm_zero_lib.book.plotting import plot_speed_ratios, set_theme
 
 HERE = Path(__file__).resolve().parent
 

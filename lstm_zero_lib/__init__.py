@@ -3,8 +3,8 @@
 The public names are re-exported here; the modules are importable as
 ``lstm_zero_lib.masks``, ``lstm_zero_lib.zeroing``, ``lstm_zero_lib.rnn``,
 ``lstm_zero_lib.pooling``, ``lstm_zero_lib.diagnostics``, ``lstm_zero_lib.ablation``
-and ``lstm_zero_lib.missing``; helpers for the book live in ``lstm_zero_lib.data``,
-``lstm_zero_lib.train``, ``lstm_zero_lib.plotting`` and ``lstm_zero_lib.benchmark``.
+and ``lstm_zero_lib.missing``; helpers for the book live in ``lstm_zero_lib.book.synthetic``,
+``lstm_zero_lib.book.train``, ``lstm_zero_lib.book.plotting`` and ``lstm_zero_lib.book.benchmark``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from lstm_zero_lib.ablation import (
     occlusion_map,
     permutation_importance,
 )
-from lstm_zero_lib.data.attribution import make_attribution_task
+from lstm_zero_lib.book.synthetic.attribution import make_attribution_task
 
 B, T, F, H = 5, 7, 4, 6
 NAN = float("nan")

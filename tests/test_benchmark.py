@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstm_zero_lib.benchmark import (
+from lstm_zero_lib.book.benchmark import (
     METHODS,
     BenchConfig,
     check_methods,

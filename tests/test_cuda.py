@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lstm_zero_lib import MaskedLSTM, reference_forward
-from lstm_zero_lib.benchmark import BenchConfig, check_methods, make_batch
+from lstm_zero_lib.book.benchmark import BenchConfig, check_methods, make_batch
 
 pytestmark = [
     pytest.mark.cuda,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lstm_zero_lib import MaskedLSTM, MaskError, masked_lstm, reference_forward
-from lstm_zero_lib.benchmark import BenchConfig, make_batch
+from lstm_zero_lib.book.benchmark import BenchConfig, make_batch
 
 
 def test_cell_state_is_held_bit_for_bit_through_padding():

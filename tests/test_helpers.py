@@ -6,9 +6,9 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from lstm_zero_lib.data import make_variable_length_task
-from lstm_zero_lib.plotting import finish, new_figure, plot_speed_ratios, set_theme
-from lstm_zero_lib.train import evaluate, fit, get_device, seed_everything
+from lstm_zero_lib.book.plotting import finish, new_figure, plot_speed_ratios, set_theme
+from lstm_zero_lib.book.synthetic import make_variable_length_task
+from lstm_zero_lib.book.train import evaluate, fit, get_device, seed_everything
 
 
 def test_variable_length_task_is_seeded_padded_and_labelled_by_feature_zero():

@@ -1,5 +1,5 @@
-"""lstm_zero_lib.missing and lstm_zero_lib.data.sensors: fills, mask channels, GRU-D's delta
-and input decay, checked against literal loops; NaN-safety; error messages."""
+"""lstm_zero_lib.missing and lstm_zero_lib.book.synthetic.sensors: fills, mask channels,
+GRU-D's delta and input decay, checked against literal loops; NaN-safety; error messages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from lstm_zero_lib import MaskError
-from lstm_zero_lib.data.sensors import FAULTS, SENSOR_NAMES, SensorData, make_sensor_data
+from lstm_zero_lib.book.synthetic.sensors import FAULTS, SENSOR_NAMES, SensorData, make_sensor_data
 from lstm_zero_lib.missing import (
     DecayLSTM,
     add_mask_channels,

@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from tqdm import tqdm  # plain bar: tqdm.auto warns without ipywidgets
 
-from .diagnostics import reference_forward
-from .masks import lengths_to_mask
-from .rnn import masked_lstm
+from ..diagnostics import reference_forward
+from ..masks import lengths_to_mask
+from ..rnn import masked_lstm
 
 __all__ = [
     "BenchConfig",

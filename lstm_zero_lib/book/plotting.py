@@ -74,7 +74,7 @@ def finish(ax: Axes, *, xlabel: str, ylabel: str, title: str | None = None) -> A
 def plot_speed_ratios(rows: Sequence[Mapping[str, object]]) -> Figure:
     """Benchmark figure: time relative to plain ``nn.LSTM`` per shape, method and mode.
 
-    ``rows`` are :func:`lstm_zero_lib.benchmark.time_config` results. One panel per mode
+    ``rows`` are :func:`lstm_zero_lib.book.benchmark.time_config` results. One panel per mode
     (forward, forward+backward); the black line is plain ``nn.LSTM`` (1x), the dashed line
     the 1.3x goal; whiskers span the middle half (quartiles) of the per-repeat ratios.
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..masks import lengths_to_mask
+from ...masks import lengths_to_mask
 
 __all__ = ["SequenceBatch", "make_variable_length_task"]
 
