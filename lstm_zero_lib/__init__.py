@@ -22,7 +22,7 @@ from .missing import (
     observed_means,
     time_since_observed,
 )
-from .pooling import last_valid, masked_max, masked_mean, masked_softmax
+from .pooling import last_valid, masked_loss, masked_max, masked_mean, masked_softmax
 from .rnn import MaskedLSTM, masked_lstm
 from .zeroing import null_invalid, zero_features, zero_timesteps
 
@@ -48,6 +48,7 @@ __all__ = [
     "last_valid",
     "lengths_to_mask",
     "mask_to_lengths",
+    "masked_loss",
     "masked_lstm",
     "masked_max",
     "masked_mean",

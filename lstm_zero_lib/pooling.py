@@ -1,19 +1,23 @@
 """Reductions over the valid steps of a sequence (pooling heads, attention, losses).
 
-Each function takes ``values`` laid out ``(B, T, ...)`` (``(T, B, ...)`` with
+Each pooling function takes ``values`` laid out ``(B, T, ...)`` (``(T, B, ...)`` with
 ``batch_first=False``) and a ``(B, T)`` (``(T, B)``) mask, True = valid. Masked slots never
 contribute, even if they hold NaN or inf, and rows with no valid step give zeros, never NaN.
+:func:`masked_loss` selects the valid steps of a prediction and its target before the loss
+is computed, so the same holds for the loss and its gradient.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from ._checks import BATCH_TIME, as_bool_mask, require_tensor, shape_str
+from ._checks import BATCH_TIME, as_bool_mask, require_same_device, require_tensor, shape_str
 from .errors import MaskError
 
-__all__ = ["last_valid", "masked_mean", "masked_max", "masked_softmax"]
+__all__ = ["last_valid", "masked_mean", "masked_max", "masked_softmax", "masked_loss"]
 
 
 def _batch_first_pair(values: Tensor, mask: Tensor, batch_first: bool) -> tuple[Tensor, Tensor]:
@@ -139,3 +143,86 @@ def masked_softmax(scores: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
     weights = torch.where(keep, torch.exp(filled - shift), zero)
     total = weights.sum(dim=dim, keepdim=True)
     return weights / torch.where(total > 0, total, torch.ones_like(total))
+
+
+def masked_loss(
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    input: Tensor,  # noqa: A002 - the name torch's losses use
+    target: Tensor,
+    mask: Tensor,
+    *,
+    batch_first: bool = True,
+) -> Tensor:
+    """Apply ``loss_fn`` to the valid steps only, selecting them *before* the loss.
+
+    Computing a per-step loss and then dropping (or multiplying away) the padded steps
+    protects the value but not the gradient: a NaN or inf prediction at a padded step gives
+    a NaN gradient through the discarded entries (the chain rule multiplies their zero
+    weight by NaN). Here ``input[mask]`` and ``target[mask]`` are gathered first, so masked
+    steps reach neither the loss nor its gradient; their gradient is exactly zero.
+
+    Parameters
+    ----------
+    loss_fn
+        ``loss_fn(input, target)`` on the selected steps, e.g.
+        ``torch.nn.functional.cross_entropy`` or an ``nn.MSELoss()``. Its own reduction
+        applies: the default ``"mean"`` averages over valid steps (so long sequences weigh
+        more than short ones).
+    input
+        Predictions ``(B, T, ...)`` (``(T, B, ...)`` if ``batch_first=False``), e.g.
+        ``(B, T, C)`` logits or ``(B, T)`` regression outputs.
+    target
+        ``(B, T, ...)`` (``(T, B, ...)``) with the same first two dimensions as ``input``,
+        e.g. ``(B, T)`` class indices for ``(B, T, C)`` logits.
+    mask
+        ``(B, T)`` (``(T, B)``) valid-step mask, True = valid; any pattern.
+    batch_first
+        Layout of ``input``, ``target`` and ``mask``.
+
+    Returns
+    -------
+    Tensor
+        What ``loss_fn`` returns on the ``N`` valid steps (a scalar for reductions; with
+        ``reduction="none"`` one entry per valid step, in the row-major order of the
+        layout). A batch with no valid step gives zeros of that shape, still attached to
+        ``input``'s graph (so ``backward()`` runs and gives a zero gradient), not the NaN of
+        a mean over nothing.
+
+    Raises
+    ------
+    MaskError
+        If ``input`` or ``target`` has fewer than 2 dimensions, their first two dimensions
+        differ, or ``mask`` is not shaped like those two dimensions (or not 0/1).
+
+    Examples
+    --------
+    >>> import torch.nn.functional as F
+    >>> pred = torch.tensor([[1.0, 2.0, float("nan")]], requires_grad=True)
+    >>> target = torch.tensor([[0.0, 0.0, 0.0]])
+    >>> loss = masked_loss(F.mse_loss, pred, target, torch.tensor([[True, True, False]]))
+    >>> loss.backward()
+    >>> loss.item(), pred.grad.tolist()
+    (2.5, [[1.0, 2.0, 0.0]])
+    """
+    input = require_tensor(input, "input")  # noqa: A001
+    target = require_tensor(target, "target")
+    layout = BATCH_TIME[batch_first]
+    if input.ndim < 2:
+        raise MaskError(
+            f"input: expected at least 2 dims {layout}[, ...], got {shape_str(input.shape)}"
+        )
+    if target.ndim < 2 or target.shape[:2] != input.shape[:2]:
+        raise MaskError(
+            f"target: expected shape {shape_str(input.shape[:2])}[, ...] {layout} like input, "
+            f"got {shape_str(target.shape)}"
+        )
+    require_same_device(target, "target", input, "input")
+    keep = as_bool_mask(mask, "mask", input.shape[:2], like=input, layout=f"{layout} like input")
+    # Boolean indexing is a gather: its backward scatters into zeros, so the gradient at a
+    # masked step is exactly 0 whatever the value there (where * 0 would give NaN * 0).
+    chosen_input, chosen_target = input[keep], target[keep]
+    loss = loss_fn(chosen_input, chosen_target)
+    if chosen_input.shape[0] == 0 and loss.numel() > 0:
+        # A mean over no step is 0 / 0; give an exact zero that backward() still reaches.
+        return torch.zeros_like(loss) + chosen_input.sum().to(loss.dtype)
+    return loss

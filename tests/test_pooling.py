@@ -1,12 +1,21 @@
-"""Pooling over valid steps: last_valid, masked_mean, masked_max, masked_softmax."""
+"""Pooling over valid steps: last_valid, masked_mean, masked_max, masked_softmax, masked_loss."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lstm_zero_lib import MaskedLSTM, last_valid, masked_max, masked_mean, masked_softmax
+from lstm_zero_lib import (
+    MaskedLSTM,
+    MaskError,
+    last_valid,
+    masked_loss,
+    masked_max,
+    masked_mean,
+    masked_softmax,
+)
 
 NAN, INF = float("nan"), float("inf")
 
@@ -181,3 +190,149 @@ def test_masked_softmax_attention_over_lstm_outputs():
         pooled.append((weights.unsqueeze(-1) * out).sum(1))
     assert torch.isfinite(pooled[1]).all()
     torch.testing.assert_close(pooled[1], pooled[0])
+
+
+# --------------------------------------------------------------------------- masked_loss
+
+N_CLASSES = 3
+
+
+def _class_targets(seed: int = 5) -> Tensor:
+    return torch.randint(0, N_CLASSES, (4, 5), generator=torch.Generator().manual_seed(seed))
+
+
+def _loop_loss(loss_fn, input: Tensor, target: Tensor) -> Tensor:
+    """The obvious oracle: gather the valid (b, t) pairs one by one, then one loss call."""
+    pairs = [(b, t) for b in range(MASK.shape[0]) for t in range(MASK.shape[1]) if MASK[b, t]]
+    return loss_fn(
+        torch.stack([input[b, t] for b, t in pairs]), torch.stack([target[b, t] for b, t in pairs])
+    )
+
+
+CASES = {
+    # name: (loss_fn, input (B, T, ...), target (B, T, ...))
+    "cross_entropy": (F.cross_entropy, lambda: _values(N_CLASSES), _class_targets),
+    "mse": (F.mse_loss, lambda: _values(), lambda: _values(seed=7)),
+    "mse_vector": (nn.MSELoss(), lambda: _values(2), lambda: _values(2, seed=7)),
+    "l1_sum": (nn.L1Loss(reduction="sum"), lambda: _values(), lambda: _values(seed=7)),
+}
+cases = pytest.mark.parametrize("case", list(CASES))
+
+
+def _poisoned_target(target: Tensor) -> Tensor:
+    if target.is_floating_point():
+        return _poisoned(target)
+    out = target.clone()
+    out[~MASK] = 0  # class indices cannot be NaN; any in-range class must not matter
+    return out
+
+
+@layouts
+@cases
+def test_masked_loss_matches_loop_oracle_despite_nan_inf(batch_first: bool, case: str):
+    loss_fn, make_input, make_target = CASES[case]
+    clean_input, clean_target = make_input(), make_target()
+    expected = _loop_loss(loss_fn, clean_input, clean_target)
+
+    poisoned = _poisoned(clean_input).requires_grad_()
+    got = masked_loss(
+        loss_fn,
+        _layout(poisoned, batch_first),
+        _layout(_poisoned_target(clean_target), batch_first),
+        _layout(MASK, batch_first),
+        batch_first=batch_first,
+    )
+    torch.testing.assert_close(got, expected)
+    got.backward()
+    assert poisoned.grad is not None
+    assert torch.isfinite(poisoned.grad).all()
+    assert torch.all(poisoned.grad[~MASK] == 0), "masked steps get exactly zero gradient"
+
+    reference = clean_input.clone().requires_grad_()
+    _loop_loss(loss_fn, reference, clean_target).backward()
+    torch.testing.assert_close(poisoned.grad, reference.grad)
+
+
+def test_masked_loss_selecting_after_the_loss_leaks_nan_into_the_gradient():
+    """The bug masked_loss exists for: the value is protected, the gradient is not."""
+    pred = torch.tensor([[1.0, 2.0, NAN]], requires_grad=True)
+    target = torch.zeros(1, 3)
+    keep = torch.tensor([[True, True, False]])
+    per_step = F.mse_loss(pred, target, reduction="none")
+    after = per_step[keep].mean()
+    assert torch.isfinite(after)
+    after.backward()
+    assert pred.grad is not None and torch.isnan(pred.grad).any()
+
+    pred.grad = None
+    masked_loss(F.mse_loss, pred, target, keep).backward()
+    assert pred.grad.tolist() == [[1.0, 2.0, 0.0]]
+
+
+@cases
+def test_masked_loss_all_masked_is_zero_and_attached(case: str):
+    loss_fn, make_input, make_target = CASES[case]
+    nothing = torch.zeros(4, 5, dtype=torch.bool)
+    pred = torch.full_like(make_input(), NAN).requires_grad_()
+    loss = masked_loss(loss_fn, pred, make_target(), nothing)
+    assert loss.shape == () and loss.item() == 0.0
+    assert loss.requires_grad
+    loss.backward()
+    assert pred.grad is not None and torch.all(pred.grad == 0)
+
+
+def test_masked_loss_reduction_none_gives_one_entry_per_valid_step():
+    pred, target = _values(), _values(seed=7)
+    got = masked_loss(nn.MSELoss(reduction="none"), pred, target, MASK)
+    assert got.shape == (int(MASK.sum()),)
+    torch.testing.assert_close(got, (pred - target)[MASK] ** 2)
+    empty = masked_loss(nn.MSELoss(reduction="none"), pred, target, torch.zeros_like(MASK))
+    assert empty.shape == (0,)
+
+
+def test_masked_loss_trains_a_masked_lstm_with_nan_padding():
+    """End-to-end: a per-step head on MaskedLSTM, NaN in every padded input and target."""
+    torch.manual_seed(0)
+    encoder, head = MaskedLSTM(2, 3), nn.Linear(3, N_CLASSES)
+    x = torch.where(MASK.unsqueeze(-1), torch.randn(4, 5, 2), NAN).requires_grad_()
+    loss = masked_loss(F.cross_entropy, head(encoder(x, MASK)[0]), _class_targets(), MASK)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert x.grad is not None and torch.all(x.grad[~MASK] == 0) and torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in [*encoder.parameters(), *head.parameters()])
+
+
+@pytest.mark.parametrize(
+    ("input_shape", "target_shape", "mask_shape", "batch_first", "words"),
+    [
+        ((4,), (4,), (4, 5), True, ["input:", "at least 2 dims", "(B, T)", "(4,)"]),
+        ((4, 5, 3), (4, 6), (4, 5), True, ["target:", "(4, 5)[, ...]", "(4, 6)"]),
+        ((4, 5, 3), (5,), (4, 5), True, ["target:", "(4, 5)[, ...]", "(5,)"]),
+        ((4, 5, 3), (4, 5), (5, 4), True, ["mask:", "(4, 5)", "(B, T)", "(5, 4)"]),
+        ((5, 4, 3), (5, 4), (4, 5), False, ["mask:", "(5, 4)", "(T, B)", "(4, 5)"]),
+    ],
+)
+def test_masked_loss_bad_shapes_raise_mask_error(
+    input_shape: tuple[int, ...],
+    target_shape: tuple[int, ...],
+    mask_shape: tuple[int, ...],
+    batch_first: bool,
+    words: list[str],
+):
+    with pytest.raises(MaskError) as info:
+        masked_loss(
+            F.mse_loss,
+            torch.zeros(input_shape),
+            torch.zeros(target_shape),
+            torch.ones(mask_shape, dtype=torch.bool),
+            batch_first=batch_first,
+        )
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_masked_loss_rejects_non_tensors_and_soft_masks():
+    with pytest.raises(MaskError, match="target: expected a torch.Tensor"):
+        masked_loss(F.mse_loss, torch.zeros(4, 5), [[0.0] * 5] * 4, MASK)  # type: ignore[arg-type]
+    with pytest.raises(MaskError, match="mask: expected only 0 and 1"):
+        masked_loss(F.mse_loss, torch.zeros(4, 5), torch.zeros(4, 5), torch.full((4, 5), 0.5))
