@@ -21,11 +21,13 @@ unexport OMP_NUM_THREADS
 # `make test` runs its steps in the order written, never in parallel.
 .NOTPARALLEL:
 
-.PHONY: help install book check-notebooks site test lint unit nbval execute bench test-gpu clean distclean
+.PHONY: help install book check-notebooks site test lint unit quick lab nbval execute bench test-gpu clean distclean
 
 help:
 	@echo "make book       build the book into _build/html (notebook gate, then jupyter-book)"
-	@echo "make test       ruff, pytest + doctests, nbval on chapters/, then make site"
+	@echo "make test       ruff + mypy, pytest + doctests, nbval on chapters/, then make site"
+	@echo "make quick      the fast tests for development: pytest + doctests without slow/site tests"
+	@echo "make lab        open the chapters in JupyterLab (installed into $(VENV) by make install)"
 	@echo "make site       make book, then check the site in Chromium (tests marked site)"
 	@echo "make install    create $(VENV) and install the pinned environment (done by both)"
 	@echo "make execute    re-execute notebooks in place, as nbval does (NOTEBOOKS=... to pick)"
@@ -38,7 +40,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -c constraints.txt -e '.[test,book,docs]'
+	$(BIN)/python -m pip install -c constraints.txt -e '.[test,book,docs,lab]'
 	touch $@
 
 # ---------------------------------------------------------------------------- book
@@ -63,13 +65,26 @@ site: book
 # ---------------------------------------------------------------------------- test
 test: lint unit nbval site
 
+# ruff, then mypy (configured in pyproject.toml: strict on the core, checked on the book layer)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # Library tests and doctests; the site tests need the built book and run in `make site`.
+# This includes the slow tests: torch.compile, the wheel in a fresh venv
+# (tests/test_wheel.py) and the chapters in JupyterLab (tests/test_lab.py).
 unit: $(STAMP)
 	$(BIN)/pytest tests lstm_zero_lib --doctest-modules -m "not site" -p no:cacheprovider
+
+# The same without the tests marked slow (or site): what a developer runs after each edit.
+quick: $(STAMP)
+	$(BIN)/pytest tests lstm_zero_lib --doctest-modules -m "not slow and not site" -p no:cacheprovider
+
+# ------------------------------------------------------------------------------ lab
+# JupyterLab (the `lab` extra, pinned in constraints.txt) opened on the chapters.
+lab: $(STAMP)
+	$(BIN)/jupyter lab chapters/
 
 # Re-executes every notebook and compares each cell's output with the committed one,
 # after tests/nbval_sanitize.cfg has masked volatile text. The kernels get Jupyter's own

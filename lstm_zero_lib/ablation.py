@@ -23,7 +23,7 @@ functions run under :func:`torch.no_grad`; put the model in ``eval()`` mode firs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 from torch import Tensor
@@ -45,6 +45,7 @@ __all__ = ["ablate", "feature_ablation", "occlusion_map", "permutation_importanc
 Baseline = Literal["zero", "mean"] | Tensor
 ForwardFn = Callable[..., Tensor]
 MetricFn = Callable[..., Tensor | float]
+_Out = TypeVar("_Out")
 
 #: Default cap on the elements of one stacked forward call (64 MiB of float32).
 _MAX_ELEMENTS = 2**24
@@ -73,6 +74,13 @@ def _keep_mask(keep_mask: object, x: Tensor) -> Tensor:
     return as_feature_mask(keep_mask, "keep_mask", x)
 
 
+def _broadcasts_to(shape: torch.Size, target: torch.Size) -> bool:
+    """True when a tensor of ``shape`` broadcasts to exactly ``target`` (not beyond it)."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(reversed(shape), reversed(target), strict=False))
+
+
 def _check_groups(groups: object, x: Tensor, *, shared: bool = False) -> tuple[Tensor, int]:
     """Validate group ids; return them as a 3-D tensor broadcastable to ``x`` and ``G``."""
     groups = require_tensor(groups, "groups")
@@ -82,12 +90,7 @@ def _check_groups(groups: object, x: Tensor, *, shared: bool = False) -> tuple[T
             f"groups: expected an integer tensor of group ids 0..G-1, got dtype {groups.dtype}"
         )
     layout = "(F,), (T, F) or (1, T, F)" if shared else "(F,), (T, F) or (B, T, F)"
-    ok = groups.ndim <= 3
-    if ok:
-        try:
-            ok = torch.broadcast_shapes(groups.shape, x.shape) == x.shape
-        except RuntimeError:
-            ok = False
+    ok = groups.ndim <= 3 and _broadcasts_to(groups.shape, x.shape)
     if ok and shared and groups.ndim == 3 and groups.shape[0] != 1:
         raise MaskError(
             f"groups: expected shape {layout} (shared by every example, because values "
@@ -119,11 +122,7 @@ def _baseline_values(baseline: object, x: Tensor, valid: Tensor | None) -> Tenso
             return _feature_mean(x, valid)
     elif isinstance(baseline, Tensor):
         require_same_device(baseline, "baseline", x)
-        try:
-            fits = torch.broadcast_shapes(baseline.shape, x.shape) == x.shape
-        except RuntimeError:
-            fits = False
-        if not fits:
+        if not _broadcasts_to(baseline.shape, x.shape):
             raise MaskError(
                 f"baseline: expected a tensor broadcastable to x's shape {shape_str(x.shape)}, "
                 f"such as (F,), (T, F) or (B, T, F), got {shape_str(baseline.shape)}"
@@ -142,7 +141,7 @@ def _pair(value: object, name: str) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _call(fn: ForwardFn, x: Tensor, valid: Tensor | None) -> Tensor:
+def _call(fn: Callable[..., _Out], x: Tensor, valid: Tensor | None) -> _Out:
     return fn(x) if valid is None else fn(x, valid)
 
 

@@ -389,6 +389,8 @@ class DecayLSTM(nn.Module):
     (torch.Size([2, 4, 5]), torch.Size([1, 2, 5]), True)
     """
 
+    means: Tensor  # a buffer (register_buffer in __init__): moves with .to(device)
+
     def __init__(
         self,
         n_features: int,
@@ -505,4 +507,5 @@ class DecayLSTM(nn.Module):
         """
         x_hat, observed = self.impute(x, valid_mask, timestamps)
         inputs = torch.cat([x_hat, observed.to(x_hat.dtype)], -1) if self.mask_channels else x_hat
-        return self.lstm(inputs, hx)
+        result: tuple[Tensor, tuple[Tensor, Tensor]] = self.lstm(inputs, hx)
+        return result

@@ -71,6 +71,14 @@ def finish(ax: Axes, *, xlabel: str, ylabel: str, title: str | None = None) -> A
     return ax
 
 
+def _number(row: Mapping[str, object], key: str, default: float | None = None) -> float:
+    """``row[key]`` as a float (``default`` when absent); a clear error when it is not a number."""
+    value = row.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"rows: expected a number under {key!r}, got {value!r}")
+    return float(value)
+
+
 def plot_speed_ratios(rows: Sequence[Mapping[str, object]]) -> Figure:
     """Benchmark figure: time relative to plain ``nn.LSTM`` per shape, method and mode.
 
@@ -109,10 +117,10 @@ def plot_speed_ratios(rows: Sequence[Mapping[str, object]]) -> Figure:
             part = {r["label"]: r for r in data if r["mode"] == mode and r["method"] == method}
             ys = [i - 0.4 + height * (k + 0.5) for i, label in enumerate(labels) if label in part]
             picked = [part[label] for label in labels if label in part]
-            med = [float(r["ratio_median"]) for r in picked]
+            med = [_number(r, "ratio_median") for r in picked]
             err = [
-                [m - float(r.get("ratio_q1", m)) for m, r in zip(med, picked, strict=True)],
-                [float(r.get("ratio_q3", m)) - m for m, r in zip(med, picked, strict=True)],
+                [m - _number(r, "ratio_q1", m) for m, r in zip(med, picked, strict=True)],
+                [_number(r, "ratio_q3", m) - m for m, r in zip(med, picked, strict=True)],
             ]
             ax.barh(
                 ys,
