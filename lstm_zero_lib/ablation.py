@@ -231,6 +231,11 @@ def _ablated_differences(
     ``keep_of(start, stop)`` returns the ``(k, B or 1, T, F)`` keep masks of copies
     ``start..stop-1``; ``diff`` is ``(k, B)``: ``score(x) - score(ablated copy)``. Copies
     are stacked along the batch and scored with as few calls as ``max_batch`` allows.
+
+    A copy of an example in which nothing is replaced (its group covers only padding, or
+    does not occur in it) is ``x`` itself: its difference is exactly 0. Its recomputed
+    score is not used, because a stack of copies is a larger batch than ``x`` and may
+    round differently (by ~1e-8), which would report a tiny importance for nothing.
     """
     batch = x.shape[0]
     per_call = max(1, _rows_per_call(x, max_batch) // max(batch, 1))
@@ -243,7 +248,8 @@ def _ablated_differences(
         rows = stacked.reshape((stop - start) * batch, *x.shape[1:])
         stacked_valid = None if valid is None else valid.repeat(stop - start, 1)
         out = _scores(forward_fn, rows, stacked_valid, target).reshape(stop - start, batch)
-        yield keep, base.unsqueeze(0) - out
+        changed = replace.expand(stop - start, batch, *x.shape[1:]).flatten(2).any(2)
+        yield keep, torch.where(changed, base.unsqueeze(0) - out, torch.zeros_like(out))
 
 
 # --------------------------------------------------------------------------- public API

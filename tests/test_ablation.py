@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from lstm_zero_lib import MaskedLSTM, MaskError, lengths_to_mask, reference_forward
+from lstm_zero_lib import MaskError, lengths_to_mask, reference_forward
 from lstm_zero_lib.ablation import (
     _donors,
     ablate,
@@ -21,6 +21,7 @@ from lstm_zero_lib.ablation import (
     occlusion_map,
     permutation_importance,
 )
+from lstm_zero_lib.book.models import Classifier
 from lstm_zero_lib.book.synthetic.attribution import make_attribution_task
 
 B, T, F, H = 5, 7, 4, 6
@@ -46,27 +47,15 @@ def _poisoned(x: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask.unsqueeze(2), x, torch.full((), NAN))
 
 
-class _Model(nn.Module):
-    """Small LSTM classifier: plain run without a mask, exact masked run with one."""
-
-    def __init__(self, seed: int = 0, n_classes: int = 3) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.lstm = nn.LSTM(F, H, batch_first=True)
-        self.head = nn.Linear(H, n_classes)
-        self.eval()
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        if mask is None:
-            _, (h, _) = self.lstm(x)
-        else:
-            _, (h, _) = MaskedLSTM.from_lstm(self.lstm)(x, mask)
-        return self.head(h[-1])
+def _model(seed: int = 0) -> Classifier:
+    """The book's shared classifier: plain run without a mask, exact masked run with one."""
+    torch.manual_seed(seed)
+    return Classifier(F, hidden=H, n_classes=3).eval()
 
 
 @pytest.fixture(scope="module")
-def model() -> _Model:
-    return _Model()
+def model() -> Classifier:
+    return _model()
 
 
 # ------------------------------------------------------------------------------- ablate
@@ -270,6 +259,17 @@ def test_feature_ablation_never_touches_padding(model):
     assert seen == [1, F + 1]
     assert torch.isfinite(out).all(), "NaN in padding never reaches an attribution"
     assert torch.equal(out[:, F], torch.zeros(B)), "padding has exactly zero importance"
+
+
+def test_feature_ablation_group_absent_from_an_example_scores_exactly_zero(model):
+    # Group 0 is feature 0 of example 0 only; elsewhere nothing is ablated for it, so the
+    # importance is exactly 0 there (not the ~1e-8 a larger stacked batch rounds to).
+    x, mask = _x(B, T, F), _mask()
+    groups = torch.arange(1, F + 1).repeat(B, T, 1)
+    groups[0, :, 0] = 0
+    out = feature_ablation(lambda v, m: model(v, m)[:, 1], x, groups, baseline="mean", mask=mask)
+    assert out[0, 0] != 0, "where group 0 occurs, ablating it moves the score"
+    assert torch.equal(out[1:, 0], torch.zeros(B - 1))
 
 
 def test_feature_ablation_with_masked_lstm_equals_per_sequence_oracle(model):
@@ -577,7 +577,7 @@ def test_cuda_matches_cpu(model):
     x = _poisoned(_x(B, T, F), mask)
     y = torch.tensor([0, 1, 2, 1, 0])
     expected = _all_four(model, x, mask, y)
-    results = _all_four(_Model().cuda(), x.cuda(), mask.cuda(), y.cuda())
+    results = _all_four(_model().cuda(), x.cuda(), mask.cuda(), y.cuda())
     for ours, ref in zip(results, expected, strict=True):
         assert ours.is_cuda
         torch.testing.assert_close(ours.cpu(), ref, atol=1e-4, rtol=0, equal_nan=True)
