@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import ablation, diagnostics, errors, masks, missing, pooling, rnn, zeroing
 from .ablation import ablate, feature_ablation, occlusion_map, permutation_importance
 from .diagnostics import PaddingError, padding_error, reference_forward
-from .errors import MaskError
+from .errors import InputError, MaskError
 from .masks import is_right_padded, lengths_to_mask, mask_to_lengths
 from .missing import (
     DecayLSTM,
@@ -39,6 +39,7 @@ __all__ = [
     "occlusion_map",
     "permutation_importance",
     "time_since_observed",
+    "InputError",
     "MaskError",
     "MaskedLSTM",
     "PaddingError",

@@ -36,7 +36,7 @@ from ._checks import (
     require_tensor,
     shape_str,
 )
-from .errors import MaskError
+from .errors import InputError
 from .missing import observed_means
 from .zeroing import zero_features
 
@@ -58,7 +58,7 @@ def _check_x(x: object) -> Tensor:
     x = require_tensor(x, "x")
     require_ndim(x, "x", (3,), "(B, T, F)")
     if not x.is_floating_point():
-        raise MaskError(f"x: expected a floating-point tensor of shape (B, T, F), got {x.dtype}")
+        raise InputError(f"x: expected a floating-point tensor of shape (B, T, F), got {x.dtype}")
     return x
 
 
@@ -86,23 +86,23 @@ def _check_groups(groups: object, x: Tensor, *, shared: bool = False) -> tuple[T
     groups = require_tensor(groups, "groups")
     require_same_device(groups, "groups", x)
     if groups.dtype == torch.bool or groups.is_floating_point() or groups.is_complex():
-        raise MaskError(
+        raise InputError(
             f"groups: expected an integer tensor of group ids 0..G-1, got dtype {groups.dtype}"
         )
     layout = "(F,), (T, F) or (1, T, F)" if shared else "(F,), (T, F) or (B, T, F)"
     ok = groups.ndim <= 3 and _broadcasts_to(groups.shape, x.shape)
     if ok and shared and groups.ndim == 3 and groups.shape[0] != 1:
-        raise MaskError(
+        raise InputError(
             f"groups: expected shape {layout} (shared by every example, because values "
             f"are permuted across the batch), got {shape_str(groups.shape)}"
         )
     if not ok:
-        raise MaskError(
+        raise InputError(
             f"groups: expected a shape broadcastable to x's {shape_str(x.shape)}, such as "
             f"{layout}, got {shape_str(groups.shape)}"
         )
     if groups.numel() and int(groups.min()) < 0:
-        raise MaskError(f"groups: expected ids >= 0, got {int(groups.min())}")
+        raise InputError(f"groups: expected ids >= 0, got {int(groups.min())}")
     n_groups = int(groups.max()) + 1 if groups.numel() else 0
     return groups.long().reshape((1,) * (3 - groups.ndim) + tuple(groups.shape)), n_groups
 
@@ -123,12 +123,12 @@ def _baseline_values(baseline: object, x: Tensor, valid: Tensor | None) -> Tenso
     elif isinstance(baseline, Tensor):
         require_same_device(baseline, "baseline", x)
         if not _broadcasts_to(baseline.shape, x.shape):
-            raise MaskError(
+            raise InputError(
                 f"baseline: expected a tensor broadcastable to x's shape {shape_str(x.shape)}, "
                 f"such as (F,), (T, F) or (B, T, F), got {shape_str(baseline.shape)}"
             )
         return baseline.to(x.dtype)
-    raise MaskError(f"baseline: expected 'zero', 'mean' or a tensor, got {baseline!r}")
+    raise InputError(f"baseline: expected 'zero', 'mean' or a tensor, got {baseline!r}")
 
 
 def _pair(value: object, name: str) -> tuple[int, int]:
@@ -137,7 +137,7 @@ def _pair(value: object, name: str) -> tuple[int, int]:
         or len(value) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        raise MaskError(f"{name}: expected a pair of ints (time, feature), got {value!r}")
+        raise InputError(f"{name}: expected a pair of ints (time, feature), got {value!r}")
     return int(value[0]), int(value[1])
 
 
@@ -154,19 +154,19 @@ def _check_target(target: object, x: Tensor) -> Tensor | int | None:
         return None
     if isinstance(target, int) and not isinstance(target, bool):
         if target < 0:
-            raise MaskError(f"target: expected a class index >= 0, got {target}")
+            raise InputError(f"target: expected a class index >= 0, got {target}")
         return target
     if isinstance(target, Tensor):
         require_same_device(target, "target", x)
         if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
-            raise MaskError(f"target: expected integer class indices, got dtype {target.dtype}")
+            raise InputError(f"target: expected integer class indices, got dtype {target.dtype}")
         if tuple(target.shape) != (x.shape[0],):
-            raise MaskError(
+            raise InputError(
                 f"target: expected shape ({x.shape[0]},), one class per example, "
                 f"got {shape_str(target.shape)}"
             )
         return target.long()
-    raise MaskError(
+    raise InputError(
         f"target: expected None, an int or a (B,) integer tensor, got {type(target).__name__}"
     )
 
@@ -182,26 +182,26 @@ def _scores(
     rows = x.shape[0]
     out = _call(forward_fn, x, valid)
     if not isinstance(out, Tensor):
-        raise MaskError(f"forward_fn: expected a tensor, got {type(out).__name__}")
+        raise InputError(f"forward_fn: expected a tensor, got {type(out).__name__}")
     if target is None:
         if tuple(out.shape) != (rows,):
-            raise MaskError(
+            raise InputError(
                 f"forward_fn: expected a tensor of shape ({rows},), one score per example "
                 f"(or give target= to pick a column of a (N, C) output), "
                 f"got {shape_str(out.shape)}"
             )
         return out
     if out.ndim != 2 or out.shape[0] != rows:
-        raise MaskError(
+        raise InputError(
             f"forward_fn: expected a tensor of shape ({rows}, C) when target is given, "
             f"got {shape_str(out.shape)}"
         )
     if isinstance(target, int):
         if target >= out.shape[1]:
-            raise MaskError(f"target: expected a class index < C = {out.shape[1]}, got {target}")
+            raise InputError(f"target: expected a class index < C = {out.shape[1]}, got {target}")
         return out[:, target]
     if target.numel() and int(target.max()) >= out.shape[1]:
-        raise MaskError(
+        raise InputError(
             f"target: expected class indices < C = {out.shape[1]}, got {int(target.max())}"
         )
     index = target.repeat(rows // max(target.shape[0], 1)).unsqueeze(1)
@@ -212,7 +212,7 @@ def _rows_per_call(x: Tensor, max_batch: int | None) -> int:
     if max_batch is None:
         return max(x.shape[0], _MAX_ELEMENTS // max(x.shape[1] * x.shape[2], 1))
     if not isinstance(max_batch, int) or isinstance(max_batch, bool) or max_batch < 1:
-        raise MaskError(f"max_batch: expected a positive int or None, got {max_batch!r}")
+        raise InputError(f"max_batch: expected a positive int or None, got {max_batch!r}")
     return max_batch
 
 
@@ -465,17 +465,17 @@ def occlusion_map(
     x = _check_x(x)
     valid = _valid_steps(mask, x)
     if reduce not in ("none", "mean"):
-        raise MaskError(f"reduce: expected 'none' or 'mean', got {reduce!r}")
+        raise InputError(f"reduce: expected 'none' or 'mean', got {reduce!r}")
     steps, features = x.shape[1], x.shape[2]
     wt, wf = _pair(window, "window")
     st, sf = _pair(stride, "stride")
     if not (1 <= wt <= steps and 1 <= wf <= features):
-        raise MaskError(
+        raise InputError(
             f"window: expected (wt, wf) with 1 <= wt <= T = {steps} and 1 <= wf <= F = "
             f"{features}, got {(wt, wf)}"
         )
     if st < 1 or sf < 1:
-        raise MaskError(f"stride: expected (st, sf) with both >= 1, got {(st, sf)}")
+        raise InputError(f"stride: expected (st, sf) with both >= 1, got {(st, sf)}")
     target = _check_target(target, x)
     values = _baseline_values(baseline, x, valid)
     t_starts = torch.arange(0, -(-(steps - wt) // st) * st + 1, st, device=x.device)
@@ -592,9 +592,9 @@ def permutation_importance(
     valid = _valid_steps(mask, x)
     ids, n_groups = _check_groups(groups, x, shared=True)
     if not isinstance(n_repeats, int) or isinstance(n_repeats, bool) or n_repeats < 1:
-        raise MaskError(f"n_repeats: expected an int >= 1, got {n_repeats!r}")
+        raise InputError(f"n_repeats: expected an int >= 1, got {n_repeats!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise MaskError(
+        raise InputError(
             f"generator: expected a torch.Generator or None, got {type(generator).__name__}"
         )
 
@@ -602,7 +602,7 @@ def permutation_importance(
         out = _call(metric_fn, values, valid)
         if isinstance(out, Tensor):
             if out.numel() != 1:
-                raise MaskError(
+                raise InputError(
                     f"metric_fn: expected a scalar (one loss for the batch), "
                     f"got shape {shape_str(out.shape)}"
                 )

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ._checks import BATCH_TIME, as_bool_mask, as_lengths, require_ndim, require_tensor
-from .errors import MaskError
+from .errors import InputError
 
 __all__ = ["lengths_to_mask", "mask_to_lengths", "is_right_padded"]
 
@@ -47,9 +47,9 @@ def lengths_to_mask(
     if max_len is None:
         max_len = longest
     elif not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 0:
-        raise MaskError(f"max_len: expected a non-negative int, got {max_len!r}")
+        raise InputError(f"max_len: expected a non-negative int, got {max_len!r}")
     elif longest > max_len:
-        raise MaskError(f"lengths: expected every length <= max_len={max_len}, got {longest}")
+        raise InputError(f"lengths: expected every length <= max_len={max_len}, got {longest}")
     steps = torch.arange(max_len, device=lengths.device)
     mask = steps.unsqueeze(0) < lengths.unsqueeze(1)
     return mask if batch_first else mask.t()

@@ -14,7 +14,7 @@ helpers here build the inputs that fix that, following Che et al. (2018, GRU-D):
 Every function treats NaN and inf in ``x`` as invalid whatever the mask says, selects with
 :func:`torch.where` (never ``x * mask``: ``nan * 0`` is NaN), and so returns finite values
 and sends exactly zero gradient to invalid readings. Bad input raises
-:class:`~lstm_zero_lib.errors.MaskError` naming the argument, the expected shape and the
+:class:`~lstm_zero_lib.errors.InputError` naming the argument, the expected shape and the
 shape received.
 """
 
@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ._checks import as_bool_mask, require_ndim, require_same_device, require_tensor, shape_str
-from .errors import MaskError
+from .errors import InputError
 from .zeroing import null_invalid
 
 __all__ = [
@@ -47,7 +47,7 @@ def _readings(x: object, batch_first: bool = True) -> Tensor:
     x = require_tensor(x, "x")
     require_ndim(x, "x", (3,), _LAYOUT[batch_first])
     if x.dtype == torch.bool or x.is_complex():
-        raise MaskError(f"x: expected a real-valued tensor, got dtype {x.dtype}")
+        raise InputError(f"x: expected a real-valued tensor, got dtype {x.dtype}")
     return x
 
 
@@ -63,21 +63,21 @@ def _per_feature(values: object, name: str, x: Tensor) -> Tensor:
     """Validate a finite ``(F,)`` vector (tensor or sequence) and cast it to ``x``'s dtype."""
     if not isinstance(values, Tensor):
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise MaskError(
+            raise InputError(
                 f"{name}: expected a tensor or sequence of shape (F,), got {type(values).__name__}"
             )
         values = torch.as_tensor(list(values), dtype=x.dtype, device=x.device)
     require_same_device(values, name, x)
     n_features = x.shape[-1]
     if tuple(values.shape) != (n_features,):
-        raise MaskError(
+        raise InputError(
             f"{name}: expected shape (F,) = {shape_str((n_features,))} (one value per feature "
             f"of x), got {shape_str(values.shape)}"
         )
     if values.dtype == torch.bool or values.is_complex():
-        raise MaskError(f"{name}: expected real values, got dtype {values.dtype}")
+        raise InputError(f"{name}: expected real values, got dtype {values.dtype}")
     if values.is_floating_point() and not bool(torch.isfinite(values).all()):
-        raise MaskError(f"{name}: expected finite values, got {values.tolist()}")
+        raise InputError(f"{name}: expected finite values, got {values.tolist()}")
     return values.to(x.dtype)
 
 
@@ -232,7 +232,7 @@ def add_mask_channels(x: Tensor, valid_mask: Tensor) -> Tensor:
     """
     x = _readings(x)
     if not x.is_floating_point():
-        raise MaskError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
+        raise InputError(f"x: expected a floating-point tensor, got dtype {x.dtype}")
     observed = _observed(x, valid_mask)
     return torch.cat([null_invalid(x, observed), observed.to(x.dtype)], dim=-1)
 
@@ -246,22 +246,22 @@ def _timestamps(
     allowed = {1: (steps,), 2: (batch, steps) if batch_first else (steps, batch)}
     expected = allowed.get(stamps.ndim)
     if expected is None or tuple(stamps.shape) != expected:
-        raise MaskError(
+        raise InputError(
             f"timestamps: expected shape (T,) = {shape_str(allowed[1])} or "
             f"{_TIME_LAYOUT[batch_first]} = {shape_str(allowed[2])}, "
             f"got {shape_str(stamps.shape)}"
         )
     if stamps.dtype == torch.bool or stamps.is_complex():
-        raise MaskError(f"timestamps: expected real numbers, got dtype {stamps.dtype}")
+        raise InputError(f"timestamps: expected real numbers, got dtype {stamps.dtype}")
     if not stamps.is_floating_point():
         stamps = stamps.to(torch.get_default_dtype())
     if stamps.ndim == 2 and not batch_first:
         stamps = stamps.t()
     stamps = stamps.expand(batch, steps)
     if not bool(torch.isfinite(stamps).all()):
-        raise MaskError("timestamps: expected finite values, got NaN or inf")
+        raise InputError("timestamps: expected finite values, got NaN or inf")
     if steps > 1 and not bool((stamps[:, 1:] >= stamps[:, :-1]).all()):
-        raise MaskError("timestamps: expected values non-decreasing along time")
+        raise InputError("timestamps: expected values non-decreasing along time")
     return stamps
 
 
@@ -407,9 +407,9 @@ class DecayLSTM(nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(n_features, bool) or not isinstance(n_features, int) or n_features < 1:
-            raise MaskError(f"n_features: expected an int >= 1, got {n_features!r}")
+            raise InputError(f"n_features: expected an int >= 1, got {n_features!r}")
         if not (math.isfinite(decay_init) and decay_init > 0):
-            raise MaskError(f"decay_init: expected a finite value > 0, got {decay_init!r}")
+            raise InputError(f"decay_init: expected a finite value > 0, got {decay_init!r}")
         if isinstance(means, Tensor):
             means = means.detach().cpu()  # a buffer: moves with the module's .to(device)
         like = torch.empty(0, n_features, dtype=torch.get_default_dtype())
@@ -466,7 +466,7 @@ class DecayLSTM(nn.Module):
         """
         x = _readings(x, self.batch_first)
         if x.shape[-1] != self.n_features:
-            raise MaskError(
+            raise InputError(
                 f"x: expected {self.n_features} features, shape "
                 f"{_LAYOUT[self.batch_first][:-2]}{self.n_features}), got {shape_str(x.shape)}"
             )

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ._checks import as_bool_mask, as_feature_mask, require_ndim, require_tensor, shape_str
-from .errors import MaskError
+from .errors import InputError
 
 __all__ = ["zero_timesteps", "zero_features", "null_invalid"]
 
@@ -38,7 +38,7 @@ def zero_timesteps(x: Tensor, mask: Tensor) -> Tensor:
     """
     x = require_tensor(x, "x")
     if x.ndim < 2:
-        raise MaskError(f"x: expected at least 2 dims (B, T, ...), got {shape_str(x.shape)}")
+        raise InputError(f"x: expected at least 2 dims (B, T, ...), got {shape_str(x.shape)}")
     keep = as_bool_mask(mask, "mask", x.shape[:2], like=x, layout="(x's first two dims)")
     keep = keep.reshape(keep.shape + (1,) * (x.ndim - 2))
     return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))

@@ -13,6 +13,7 @@ suite works in every pytest import mode and with hypothesis' ``@given``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -191,6 +192,18 @@ def poison() -> Callable[[Tensor, Tensor], Tensor]:
 @pytest.fixture(scope="session")
 def close() -> Callable[..., None]:
     return assert_close
+
+
+def says_fn(arg: str, *fragments: str) -> str:
+    """Regex: the message names ``arg`` as a word and contains every fragment, any order."""
+    parts = [rf"\b{re.escape(arg)}\b", *(re.escape(f) for f in fragments)]
+    return "(?s)" + "".join(f"(?=.*{p})" for p in parts)
+
+
+@pytest.fixture(scope="session")
+def says() -> Callable[..., str]:
+    """``pytest.raises(InputError, match=says("mask", "(4, 6)"))``: see ``says_fn``."""
+    return says_fn
 
 
 @pytest.fixture(params=MASK_PATTERNS)

@@ -7,13 +7,11 @@ known in closed form, from the per-sequence oracle (``reference_forward``) and, 
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 from torch import Tensor, nn
 
-from lstm_zero_lib import MaskError, lengths_to_mask, reference_forward
+from lstm_zero_lib import InputError, lengths_to_mask, reference_forward
 from lstm_zero_lib.ablation import (
     _donors,
     ablate,
@@ -26,12 +24,6 @@ from lstm_zero_lib.book.synthetic.attribution import make_attribution_task
 
 B, T, F, H = 5, 7, 4, 6
 NAN = float("nan")
-
-
-def says(arg: str, *fragments: str) -> str:
-    """Regex: the message names ``arg`` as a word and contains every fragment, any order."""
-    parts = [rf"\b{re.escape(arg)}\b", *(re.escape(f) for f in fragments)]
-    return "(?s)" + "".join(f"(?=.*{p})" for p in parts)
 
 
 def _x(*shape: int, seed: int = 0) -> Tensor:
@@ -158,9 +150,9 @@ def test_ablate_does_not_modify_its_input():
         ({"baseline": 0.0}, "baseline", ["'zero'", "0.0"]),
     ],
 )
-def test_ablate_errors_name_argument_and_shapes(kwargs, arg, fragments):
+def test_ablate_errors_name_argument_and_shapes(says, kwargs, arg, fragments):
     call = {"x": _x(B, T, F), "keep_mask": torch.ones(F, dtype=torch.bool)} | kwargs
-    with pytest.raises(MaskError, match=says(arg, *fragments)):
+    with pytest.raises(InputError, match=says(arg, *fragments)):
         ablate(**call)
 
 
@@ -311,20 +303,20 @@ def test_feature_ablation_empty_group_and_empty_batch():
         ({"max_batch": 0}, "max_batch", ["positive", "0"]),
     ],
 )
-def test_feature_ablation_errors(model, kwargs, arg, fragments):
+def test_feature_ablation_errors(says, model, kwargs, arg, fragments):
     fn = model if "target" in kwargs else (lambda v, m=None: model(v)[:, 0])
     call = {"groups": torch.arange(F)} | kwargs
-    with pytest.raises(MaskError, match=says(arg, *fragments)):
+    with pytest.raises(InputError, match=says(arg, *fragments)):
         feature_ablation(fn, _x(B, T, F), **call)
 
 
-def test_feature_ablation_checks_forward_fn_output(model):
+def test_feature_ablation_checks_forward_fn_output(says, model):
     x = _x(B, T, F)
-    with pytest.raises(MaskError, match=says("forward_fn", "(5,)", "(5, 3)", "target")):
+    with pytest.raises(InputError, match=says("forward_fn", "(5,)", "(5, 3)", "target")):
         feature_ablation(model, x, torch.arange(F))
-    with pytest.raises(MaskError, match=says("forward_fn", "(5, C)", "(5,)")):
+    with pytest.raises(InputError, match=says("forward_fn", "(5, C)", "(5,)")):
         feature_ablation(lambda v: model(v)[:, 0], x, torch.arange(F), target=0)
-    with pytest.raises(MaskError, match=says("forward_fn", "tensor", "float")):
+    with pytest.raises(InputError, match=says("forward_fn", "tensor", "float")):
         feature_ablation(lambda v: 1.0, x, torch.arange(F))
 
 
@@ -402,9 +394,9 @@ def test_occlusion_is_length_aware(model):
         ({"mask": torch.ones(T, B)}, "mask", ["(5, 7)", "(7, 5)"]),
     ],
 )
-def test_occlusion_errors(kwargs, arg, fragments):
+def test_occlusion_errors(says, kwargs, arg, fragments):
     call = {"window": (1, 1)} | kwargs
-    with pytest.raises(MaskError, match=says(arg, *fragments)):
+    with pytest.raises(InputError, match=says(arg, *fragments)):
         occlusion_map(lambda v: v.sum(dim=(1, 2)), _x(B, T, F), **call)
 
 
@@ -501,14 +493,14 @@ def test_permutation_importance_never_moves_padding(model):
         ({"mask": torch.ones(B)}, "mask", ["(5, 7)", "(5,)"]),
     ],
 )
-def test_permutation_importance_errors(kwargs, arg, fragments):
+def test_permutation_importance_errors(says, kwargs, arg, fragments):
     call = {"groups": torch.arange(F)} | kwargs
-    with pytest.raises(MaskError, match=says(arg, *fragments)):
+    with pytest.raises(InputError, match=says(arg, *fragments)):
         permutation_importance(lambda v, m=None: v.sum(), _x(B, T, F), **call)
 
 
-def test_permutation_importance_checks_metric_is_scalar():
-    with pytest.raises(MaskError, match=says("metric_fn", "scalar", "(5,)")):
+def test_permutation_importance_checks_metric_is_scalar(says):
+    with pytest.raises(InputError, match=says("metric_fn", "scalar", "(5,)")):
         permutation_importance(lambda v: v.sum(dim=(1, 2)), _x(B, T, F), torch.arange(F))
 
 
@@ -536,14 +528,14 @@ def test_attribution_task_ground_truth_and_determinism():
 # ---------------------------------------------------------------------------- devices
 
 
-def test_tensors_on_another_device_are_refused():
+def test_tensors_on_another_device_are_refused(says):
     x = _x(B, T, F)
     meta = {"device": "meta"}
-    with pytest.raises(MaskError, match=says("groups", "device", "meta")):
+    with pytest.raises(InputError, match=says("groups", "device", "meta")):
         feature_ablation(lambda v: v.sum(dim=(1, 2)), x, torch.zeros(F, dtype=torch.long, **meta))
-    with pytest.raises(MaskError, match=says("baseline", "device", "meta")):
+    with pytest.raises(InputError, match=says("baseline", "device", "meta")):
         ablate(x, torch.ones(F, dtype=torch.bool), torch.zeros(F, **meta))
-    with pytest.raises(MaskError, match=says("target", "device", "meta")):
+    with pytest.raises(InputError, match=says("target", "device", "meta")):
         feature_ablation(
             lambda v: v.sum(dim=1), x, torch.arange(F), target=torch.zeros(B, **meta).long()
         )

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from lstm_zero_lib import MaskError
+from lstm_zero_lib import InputError
 from lstm_zero_lib.book.synthetic.sensors import FAULTS, SENSOR_NAMES, SensorData, make_sensor_data
 from lstm_zero_lib.missing import (
     DecayLSTM,
@@ -103,15 +103,15 @@ def test_forward_fill_edge_cases():
 
 def test_forward_fill_errors():
     x, valid = _case()
-    with pytest.raises(MaskError, match=r"x: expected a 3-D tensor of shape \(B, T, F\)"):
+    with pytest.raises(InputError, match=r"x: expected a 3-D tensor of shape \(B, T, F\)"):
         forward_fill(x[0], valid[0])
-    with pytest.raises(MaskError, match=r"valid_mask: expected shape \(3, 7, 2\).*got \(3, 7\)"):
+    with pytest.raises(InputError, match=r"valid_mask: expected shape \(3, 7, 2\).*got \(3, 7\)"):
         forward_fill(x, valid[..., 0])
-    with pytest.raises(MaskError, match=r"fill: expected shape \(F,\) = \(2,\).*got \(3,\)"):
+    with pytest.raises(InputError, match=r"fill: expected shape \(F,\) = \(2,\).*got \(3,\)"):
         forward_fill(x, valid, fill=torch.zeros(3))
-    with pytest.raises(MaskError, match=r"valid_mask: expected only 0 and 1"):
+    with pytest.raises(InputError, match=r"valid_mask: expected only 0 and 1"):
         forward_fill(x, valid.float() * 0.5)
-    with pytest.raises(MaskError, match=r"valid_mask: expected a tensor on x's device cpu"):
+    with pytest.raises(InputError, match=r"valid_mask: expected a tensor on x's device cpu"):
         forward_fill(x, valid.to("meta"))
 
 
@@ -131,11 +131,11 @@ def test_mean_fill_matches_loop_and_accepts_a_list():
 
 def test_mean_fill_errors():
     x, valid = _case()
-    with pytest.raises(MaskError, match=r"means: expected shape \(F,\) = \(2,\).*got \(1, 2\)"):
+    with pytest.raises(InputError, match=r"means: expected shape \(F,\) = \(2,\).*got \(1, 2\)"):
         mean_fill(x, valid, torch.zeros(1, 2))
-    with pytest.raises(MaskError, match=r"means: expected finite values"):
+    with pytest.raises(InputError, match=r"means: expected finite values"):
         mean_fill(x, valid, torch.tensor([0.0, NAN]))
-    with pytest.raises(MaskError, match=r"means: expected a tensor or sequence"):
+    with pytest.raises(InputError, match=r"means: expected a tensor or sequence"):
         mean_fill(x, valid, 0.0)
 
 
@@ -169,9 +169,11 @@ def test_add_mask_channels_tells_a_true_zero_from_a_missing_reading():
 
 
 def test_add_mask_channels_errors():
-    with pytest.raises(MaskError, match=r"x: expected a floating-point tensor"):
+    with pytest.raises(InputError, match=r"x: expected a floating-point tensor"):
         add_mask_channels(torch.zeros(1, 2, 3, dtype=torch.long), torch.ones(1, 2, 3))
-    with pytest.raises(MaskError, match=r"valid_mask: expected shape \(1, 2, 3\).*got \(1, 2, 1\)"):
+    with pytest.raises(
+        InputError, match=r"valid_mask: expected shape \(1, 2, 3\).*got \(1, 2, 1\)"
+    ):
         add_mask_channels(torch.zeros(1, 2, 3), torch.ones(1, 2, 1))
 
 
@@ -211,19 +213,19 @@ def test_time_since_observed_time_major_and_float64():
 
 def test_time_since_observed_errors():
     valid = torch.ones(2, 5, 3, dtype=torch.bool)
-    with pytest.raises(MaskError, match=r"valid_mask: expected a 3-D tensor.*got shape \(2, 5\)"):
+    with pytest.raises(InputError, match=r"valid_mask: expected a 3-D tensor.*got shape \(2, 5\)"):
         time_since_observed(valid[..., 0])
-    with pytest.raises(MaskError, match=r"timestamps: expected shape \(T,\) = \(5,\) or "):
+    with pytest.raises(InputError, match=r"timestamps: expected shape \(T,\) = \(5,\) or "):
         time_since_observed(valid, torch.arange(4.0))
-    with pytest.raises(MaskError, match=r"\(B, T\) = \(2, 5\), got \(5, 2\)"):
+    with pytest.raises(InputError, match=r"\(B, T\) = \(2, 5\), got \(5, 2\)"):
         time_since_observed(valid, torch.zeros(5, 2))
-    with pytest.raises(MaskError, match=r"timestamps: expected values non-decreasing"):
+    with pytest.raises(InputError, match=r"timestamps: expected values non-decreasing"):
         time_since_observed(valid, torch.tensor([0.0, 1.0, 0.5, 2.0, 3.0]))
-    with pytest.raises(MaskError, match=r"timestamps: expected finite values"):
+    with pytest.raises(InputError, match=r"timestamps: expected finite values"):
         time_since_observed(valid, torch.tensor([0.0, 1.0, NAN, 2.0, 3.0]))
-    with pytest.raises(MaskError, match=r"timestamps: expected a torch.Tensor"):
+    with pytest.raises(InputError, match=r"timestamps: expected a torch.Tensor"):
         time_since_observed(valid, [0, 1, 2, 3, 4])
-    with pytest.raises(MaskError, match=r"timestamps: expected a tensor on valid_mask's device"):
+    with pytest.raises(InputError, match=r"timestamps: expected a tensor on valid_mask's device"):
         time_since_observed(valid, torch.zeros(5, device="meta"))
 
 
@@ -291,16 +293,16 @@ def test_decay_lstm_time_major_equals_batch_first():
 
 
 def test_decay_lstm_errors():
-    with pytest.raises(MaskError, match=r"means: expected shape \(F,\) = \(2,\).*got \(3,\)"):
+    with pytest.raises(InputError, match=r"means: expected shape \(F,\) = \(2,\).*got \(3,\)"):
         DecayLSTM(2, 4, means=torch.zeros(3))
-    with pytest.raises(MaskError, match=r"decay_init: expected a finite value > 0"):
+    with pytest.raises(InputError, match=r"decay_init: expected a finite value > 0"):
         DecayLSTM(2, 4, means=[0.0, 0.0], decay_init=0.0)
-    with pytest.raises(MaskError, match=r"n_features: expected an int >= 1"):
+    with pytest.raises(InputError, match=r"n_features: expected an int >= 1"):
         DecayLSTM(0, 4, means=[])
     model = _decay_model()
-    with pytest.raises(MaskError, match=r"x: expected 2 features, shape \(B, T, 2\).*\(1, 4, 3\)"):
+    with pytest.raises(InputError, match=r"x: expected 2 features, shape \(B, T, 2\).*\(1, 4, 3\)"):
         model(torch.zeros(1, 4, 3), torch.ones(1, 4, 3))
-    with pytest.raises(MaskError, match=r"valid_mask: expected shape \(1, 4, 2\)"):
+    with pytest.raises(InputError, match=r"valid_mask: expected shape \(1, 4, 2\)"):
         model(torch.zeros(1, 4, 2), torch.ones(1, 4))
 
 
@@ -376,5 +378,5 @@ def test_missing_helpers_on_cuda_match_cpu():
     torch.testing.assert_close(
         time_since_observed(used.cuda(), stamps.cuda()).cpu(), time_since_observed(used, stamps)
     )
-    with pytest.raises(MaskError, match=r"timestamps: expected a tensor on valid_mask's device"):
+    with pytest.raises(InputError, match=r"timestamps: expected a tensor on valid_mask's device"):
         time_since_observed(used.cuda(), stamps)

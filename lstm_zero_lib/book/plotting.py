@@ -9,6 +9,8 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..errors import InputError
+
 __all__ = ["set_theme", "PALETTE", "new_figure", "finish", "plot_speed_ratios"]
 
 #: Colour-blind-safe palette used across chapters, in a fixed order.
@@ -63,7 +65,7 @@ def finish(ax: Axes, *, xlabel: str, ylabel: str, title: str | None = None) -> A
     >>> plt.close(fig)
     """
     if not xlabel or not ylabel:
-        raise ValueError("xlabel, ylabel: every figure needs both axis labels")
+        raise InputError("xlabel, ylabel: every figure needs both axis labels")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
@@ -75,7 +77,7 @@ def _number(row: Mapping[str, object], key: str, default: float | None = None) -
     """``row[key]`` as a float (``default`` when absent); a clear error when it is not a number."""
     value = row.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"rows: expected a number under {key!r}, got {value!r}")
+        raise InputError(f"rows: expected a number under {key!r}, got {value!r}")
     return float(value)
 
 

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bar: tqdm.auto warns without ipywidgets
 
+from ..errors import InputError
+
 __all__ = ["seed_everything", "get_device", "fit", "evaluate"]
 
 Batch = Sequence[Tensor]
@@ -83,7 +85,7 @@ def fit(
     True
     """
     if epochs < 1:
-        raise ValueError(f"epochs: expected >= 1, got {epochs}")
+        raise InputError(f"epochs: expected >= 1, got {epochs}")
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for _ in tqdm(range(epochs), desc="epochs", disable=not progress, leave=False):

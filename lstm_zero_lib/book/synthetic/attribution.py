@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ...errors import InputError
 from ...masks import lengths_to_mask
 
 __all__ = ["AttributionTask", "make_attribution_task"]
@@ -103,12 +104,12 @@ def make_attribution_task(
     """
     min_len = n_steps if min_len is None else min_len
     if not 1 <= window <= min_len <= n_steps:
-        raise ValueError(
+        raise InputError(
             f"window, min_len, n_steps: expected 1 <= window <= min_len <= n_steps, "
             f"got {window}, {min_len}, {n_steps}"
         )
     if n < 0 or n_noise < 0:
-        raise ValueError(f"n, n_noise: expected both >= 0, got {n}, {n_noise}")
+        raise InputError(f"n, n_noise: expected both >= 0, got {n}, {n_noise}")
     gen = torch.Generator().manual_seed(seed)
     n_features = 3 + n_noise
     lengths = torch.randint(min_len, n_steps + 1, (n,), generator=gen)

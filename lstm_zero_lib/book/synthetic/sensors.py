@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ...errors import InputError
+
 __all__ = ["SENSOR_NAMES", "FAULTS", "SensorData", "make_sensor_data"]
 
 #: The four sensors, in feature order. ``flow`` and ``load`` are often exactly zero.
@@ -161,9 +163,9 @@ def make_sensor_data(
     (True, True)
     """
     if n < 0 or n_steps < 1:
-        raise ValueError(f"n, n_steps: expected n >= 0 and n_steps >= 1, got {n}, {n_steps}")
+        raise InputError(f"n, n_steps: expected n >= 0 and n_steps >= 1, got {n}, {n_steps}")
     if not 0.0 <= missing_rate < 1.0:
-        raise ValueError(f"missing_rate: expected a value in [0, 1), got {missing_rate}")
+        raise InputError(f"missing_rate: expected a value in [0, 1), got {missing_rate}")
     gen = torch.Generator().manual_seed(seed)
     n_features = len(SENSOR_NAMES)
     shape = (n, n_steps, n_features)

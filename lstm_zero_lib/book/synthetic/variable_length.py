@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ...errors import InputError
 from ...masks import lengths_to_mask
 
 __all__ = ["SequenceBatch", "make_variable_length_task"]
@@ -77,11 +78,11 @@ def make_variable_length_task(
     True
     """
     if not 1 <= min_len <= max_len:
-        raise ValueError(
+        raise InputError(
             f"min_len, max_len: expected 1 <= min_len <= max_len, got {min_len}, {max_len}"
         )
     if n_features < 1 or n < 0:
-        raise ValueError(
+        raise InputError(
             f"n, n_features: expected n >= 0 and n_features >= 1, got {n}, {n_features}"
         )
     gen = torch.Generator().manual_seed(seed)
