@@ -1,6 +1,6 @@
 """Input validation shared by every public function (private module).
 
-Every check raises :class:`~lstm_zero_lib.errors.MaskError` with a message that names the
+Every check raises :class:`~lstm_zero_lib.errors.InputError` with a message that names the
 argument, the expectation and what was received, so a caller never gets a silently
 broadcast or silently wrong answer.
 """
@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .errors import MaskError
+from .errors import InputError
 
 BATCH_TIME = {True: "(B, T)", False: "(T, B)"}
+
+#: An LSTM state ``(h, c)``.
+State = tuple[Tensor, Tensor]
 
 
 def shape_str(shape: Sequence[int]) -> str:
@@ -23,16 +26,16 @@ def shape_str(shape: Sequence[int]) -> str:
 
 
 def require_tensor(value: object, name: str) -> Tensor:
-    """Return ``value`` if it is a tensor, else raise a ``MaskError`` naming ``name``."""
+    """Return ``value`` if it is a tensor, else raise a ``InputError`` naming ``name``."""
     if not isinstance(value, Tensor):
-        raise MaskError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+        raise InputError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
     return value
 
 
 def require_ndim(x: Tensor, name: str, ndims: Sequence[int], layout: str) -> None:
     """Raise unless ``x.ndim`` is one of ``ndims``; ``layout`` describes the expected shape."""
     if x.ndim not in ndims:
-        raise MaskError(
+        raise InputError(
             f"{name}: expected a {'/'.join(map(str, ndims))}-D tensor of shape {layout}, "
             f"got shape {shape_str(x.shape)}"
         )
@@ -41,7 +44,7 @@ def require_ndim(x: Tensor, name: str, ndims: Sequence[int], layout: str) -> Non
 def require_same_device(t: Tensor, name: str, x: Tensor, x_name: str = "x") -> None:
     """Raise if ``t`` lives on another device than ``x`` (no silent transfer)."""
     if t.device != x.device:
-        raise MaskError(
+        raise InputError(
             f"{name}: expected a tensor on {x_name}'s device {x.device}, got device {t.device}"
         )
 
@@ -73,20 +76,20 @@ def as_bool_mask(
         require_same_device(mask, name, like)
     if expected_shape is not None and tuple(mask.shape) != tuple(expected_shape):
         where = f" {layout}" if layout else ""
-        raise MaskError(
+        raise InputError(
             f"{name}: expected shape {shape_str(expected_shape)}{where}, "
             f"got {shape_str(mask.shape)}"
         )
     if mask.dtype == torch.bool:
         return mask
     if mask.is_complex():
-        raise MaskError(f"{name}: expected a bool or 0/1 tensor, got dtype {mask.dtype}")
+        raise InputError(f"{name}: expected a bool or 0/1 tensor, got dtype {mask.dtype}")
     # Refuse anything but exact 0/1: a soft mask (0.5) or a stray 2 would otherwise be
     # thresholded into something the caller did not ask for.
     binary = (mask == 0) | (mask == 1)
     if mask.device.type != "meta" and not bool(binary.all()):
         bad = mask[~binary].flatten()[0].item()
-        raise MaskError(f"{name}: expected only 0 and 1 (or a bool tensor), got a value {bad}")
+        raise InputError(f"{name}: expected only 0 and 1 (or a bool tensor), got a value {bad}")
     return mask != 0
 
 
@@ -94,23 +97,23 @@ def as_lengths(lengths: object, name: str = "lengths") -> Tensor:
     """Validate lengths (1-D integers >= 0, tensor or sequence) and return a long tensor."""
     if not isinstance(lengths, Tensor):
         if isinstance(lengths, (str, bytes)) or not isinstance(lengths, Sequence):
-            raise MaskError(
+            raise InputError(
                 f"{name}: expected a 1-D integer tensor or a sequence of ints, "
                 f"got {type(lengths).__name__}"
             )
         lengths = torch.as_tensor(list(lengths))
     if lengths.ndim != 1:
-        raise MaskError(
+        raise InputError(
             f"{name}: expected a 1-D tensor of shape (B,), got {shape_str(lengths.shape)}"
         )
     if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
         if lengths.is_floating_point() and bool((lengths == lengths.round()).all()):
             lengths = lengths.long()
         else:
-            raise MaskError(f"{name}: expected integer lengths, got dtype {lengths.dtype}")
+            raise InputError(f"{name}: expected integer lengths, got dtype {lengths.dtype}")
     lengths = lengths.long()
     if lengths.numel() and int(lengths.min()) < 0:
-        raise MaskError(f"{name}: expected every length >= 0, got {int(lengths.min())}")
+        raise InputError(f"{name}: expected every length >= 0, got {int(lengths.min())}")
     return lengths
 
 
@@ -126,7 +129,7 @@ def as_feature_mask(mask: object, name: str, x: Tensor, *, batch_first: bool = T
     expected = allowed.get(mask.ndim)
     if expected is None or tuple(mask.shape) != expected:
         options = ", ".join(shape_str(s) for s in allowed.values())
-        raise MaskError(
+        raise InputError(
             f"{name}: expected shape (F,), (T, F) or x's shape, i.e. one of {options}, "
             f"got {shape_str(mask.shape)}"
         )
@@ -136,3 +139,69 @@ def as_feature_mask(mask: object, name: str, x: Tensor, *, batch_first: bool = T
     if keep.ndim == 2:
         return keep.unsqueeze(0) if batch_first else keep.unsqueeze(1)
     return keep
+
+
+def check_lstm(lstm: object) -> nn.LSTM:
+    """Return ``lstm`` if it is an ``nn.LSTM`` without projections, else raise."""
+    if not isinstance(lstm, nn.LSTM):
+        raise InputError(f"lstm: expected a torch.nn.LSTM, got {type(lstm).__name__}")
+    if lstm.proj_size:
+        raise InputError(
+            f"lstm: expected proj_size=0 (projections are not supported), got {lstm.proj_size}"
+        )
+    return lstm
+
+
+def check_lstm_inputs(
+    lstm: nn.LSTM, x: object, mask: object, hx: object
+) -> tuple[Tensor, Tensor, State | None]:
+    """Validate ``x``, ``mask`` and ``hx`` against ``lstm``; return them typed.
+
+    ``mask`` comes back as a bool tensor laid out like ``x`` without its feature axis.
+    """
+    x, state = check_lstm_x_hx(lstm, x, hx)
+    bool_mask = as_bool_mask(
+        mask, "mask", x.shape[:2], like=x, layout=f"{BATCH_TIME[lstm.batch_first]} like x"
+    )
+    return x, bool_mask, state
+
+
+def check_lstm_x_hx(lstm: nn.LSTM, x: object, hx: object) -> tuple[Tensor, State | None]:
+    """Validate ``x`` and the optional initial state ``hx`` against ``lstm``."""
+    layout = "(B, T, F)" if lstm.batch_first else "(T, B, F)"
+    x = require_tensor(x, "x")
+    require_ndim(x, "x", (3,), layout)
+    if x.shape[2] != lstm.input_size:
+        raise InputError(
+            f"x: expected shape {layout} with F = input_size = {lstm.input_size}, "
+            f"got {shape_str(x.shape)}"
+        )
+    weight = lstm.weight_ih_l0
+    if x.device != weight.device:
+        raise InputError(
+            f"x: expected a tensor on the LSTM's device {weight.device}, got {x.device}"
+        )
+    if x.dtype != weight.dtype:
+        raise InputError(f"x: expected dtype {weight.dtype} (the LSTM's weights), got {x.dtype}")
+    if hx is None:
+        return x, None
+    batch = x.shape[0] if lstm.batch_first else x.shape[1]
+    expected = (lstm.num_layers * (2 if lstm.bidirectional else 1), batch, lstm.hidden_size)
+    if not (
+        isinstance(hx, (tuple, list)) and len(hx) == 2 and all(isinstance(t, Tensor) for t in hx)
+    ):
+        raise InputError(
+            f"hx: expected a tuple (h_0, c_0) of two tensors of shape {shape_str(expected)}, "
+            f"got {type(hx).__name__}"
+        )
+    h0, c0 = hx
+    for part, t in (("h_0", h0), ("c_0", c0)):
+        if tuple(t.shape) != expected:
+            raise InputError(
+                f"hx: expected {part} of shape {shape_str(expected)} "
+                f"(num_layers * num_directions, B, hidden_size), got {shape_str(t.shape)}"
+            )
+        require_same_device(t, f"hx ({part})", x)
+        if t.dtype != x.dtype:
+            raise InputError(f"hx: expected {part} of dtype {x.dtype}, got {t.dtype}")
+    return x, (h0, c0)

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .rnn import State, _check_inputs, _check_lstm
+from ._checks import State, check_lstm, check_lstm_inputs
 
 __all__ = ["reference_forward", "padding_error", "PaddingError"]
 
@@ -43,8 +43,8 @@ def reference_forward(
     >>> out[0, 1].abs().max().item(), h_n[0, 1].abs().max().item()
     (0.0, 0.0)
     """
-    lstm = _check_lstm(lstm)
-    x, keep = _check_inputs(lstm, x, mask, hx)
+    lstm = check_lstm(lstm)
+    x, keep, hx = check_lstm_inputs(lstm, x, mask, hx)
     if not lstm.batch_first:
         x, keep = x.transpose(0, 1), keep.t()
     batch, steps, _ = x.shape
@@ -99,8 +99,8 @@ def padding_error(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> PaddingError:
     >>> bool(err.h_n[1] > 1e-3), err.h_n[0].item()  # the padded row's h_n has drifted
     (True, 0.0)
     """
-    lstm = _check_lstm(lstm)
-    x, keep = _check_inputs(lstm, x, mask, None)
+    lstm = check_lstm(lstm)
+    x, keep, _ = check_lstm_inputs(lstm, x, mask, None)
     with torch.no_grad():
         plain, (h_plain, c_plain) = lstm(x)
         ref, (h_ref, c_ref) = reference_forward(lstm, x, keep)

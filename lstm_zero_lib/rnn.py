@@ -2,35 +2,38 @@
 
 How it stays exact without a per-step Python loop
 -------------------------------------------------
-1. **Compaction.** Each sequence's valid steps are gathered, in order, to the front of a
-   ``(B, T_valid)`` buffer (``T_valid`` = the longest valid count), so every row becomes
-   "valid steps, then padding" whatever its mask looked like (gaps, left padding...).
-2. **Hold steps.** The padding behind the valid steps must not move the state. Each layer
-   gets one extra input channel that is 1 on padding and 0 on valid steps, with a fixed
-   weight of ``-BIG`` into the input gate and ``+BIG`` into the forget gate. On padding,
-   ``sigmoid`` saturates to exactly ``i = 0`` and ``f = 1`` in floating point, so the
-   cell update ``c' = f * c + i * g`` returns ``c`` bit for bit, and those gates pass
-   exactly zero gradient. On valid steps the channel is 0 and contributes exactly
-   nothing. The fused ``nn.LSTM`` kernel then runs unchanged, one call per layer and
-   direction.
-3. **Read-out.** ``c_n`` is the held cell. ``h`` is not held (the output gate still
-   moves), so ``h_n`` is read from the output at the last valid step, or is the initial
-   state for a sequence with no valid step.
-4. **Backward direction.** From a zero initial state, one bidirectional kernel call does
-   both directions: the backward pass reads the trailing padding first, and from
-   ``h = c = 0`` a held step keeps ``c = 0`` and hence ``h = o * tanh(0) = 0`` exactly.
-   With a given ``hx`` it runs separately on each row's valid steps reversed.
-5. **Scatter.** Outputs are gathered back to the original time positions; masked steps get
-   zeros (``"zero"``) or the previous valid output of that direction (``"carry"``).
+1. **Hold steps.** Each layer gets one extra input channel that is 1 on masked steps and 0
+   on valid ones, with a fixed weight of ``-BIG`` into the input and output gates and
+   ``+BIG`` into the forget gate. On a masked step ``sigmoid`` saturates to exactly
+   ``i = 0``, ``f = 1``, ``o = 0`` in floating point, so ``c' = f * c + i * g`` returns
+   ``c`` bit for bit, the step emits exactly ``h = 0``, and those gates pass exactly zero
+   gradient. On valid steps the channel is 0 and contributes exactly nothing. The fused
+   ``nn.LSTM`` kernel runs unchanged, one call per layer (both directions in one call).
+2. **No compaction for one block of valid steps.** From a zero initial state, a masked
+   step keeps ``c = 0`` and emits ``h = 0``, so leading masked steps leave the state at
+   zero, and trailing ones hold ``c`` and emit zeros. Right and left padding (and a
+   unidirectional right-padded run from a given ``hx``) therefore run on ``x`` as it is:
+   the output is already exact, with zeros at masked steps. ``c_n`` is the kernel's;
+   ``h`` is not held (the step emits 0), so ``h_n`` is read from the output at the last
+   valid step the direction reads (right padding: forward direction; left padding:
+   backward direction).
+3. **Compaction, where the mask has gaps** (or a given ``hx`` meets left padding or a
+   backward direction). A hold step emits ``h = 0``, and the next valid step would read
+   that 0 instead of the held ``h``; so each sequence's valid steps are first gathered, in
+   order, to the front of a ``(T_valid, B)`` buffer, then run as in 2, and gathered back to
+   their time positions. See :mod:`lstm_zero_lib._compaction`-style helpers below
+   (:class:`_Compaction`); they know nothing of LSTM gates.
 
-All gathers are ``index_select`` on a buffer with one extra zero row that skipped slots
-point to, and the compacted layout is time-major, the kernel's own, to avoid transposes.
+The mask is classified (right padding, left padding, anything else) with one small host
+read per call; ``lengths=`` is right padding by construction and needs none.
 """
 
 from __future__ import annotations
 
 import functools
 import warnings
+import weakref
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -38,51 +41,46 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._checks import (
-    BATCH_TIME,
-    as_bool_mask,
+    State,
     as_lengths,
+    check_lstm,
+    check_lstm_inputs,
+    check_lstm_x_hx,
     require_ndim,
-    require_same_device,
     require_tensor,
     shape_str,
 )
-from .errors import MaskError
-from .masks import lengths_to_mask
-from .pooling import last_valid, masked_max, masked_mean, masked_softmax
+from .errors import InputError
 
-__all__ = [
-    "MaskedLSTM",
-    "masked_lstm",
-    "last_valid",
-    "masked_mean",
-    "masked_max",
-    "masked_softmax",
-]
+__all__ = ["MaskedLSTM", "masked_lstm"]
 
 MaskedOutput = Literal["zero", "carry"]
-State = tuple[Tensor, Tensor]
 _MASKED_OUTPUTS = ("zero", "carry")
 
 
 def _check_masked_output(masked_output: object) -> None:
     if masked_output not in _MASKED_OUTPUTS:
-        raise MaskError(f"masked_output: expected 'zero' or 'carry', got {masked_output!r}")
-
-
-def _check_lstm(lstm: object) -> nn.LSTM:
-    if not isinstance(lstm, nn.LSTM):
-        raise MaskError(f"lstm: expected a torch.nn.LSTM, got {type(lstm).__name__}")
-    if lstm.proj_size:
-        raise MaskError(
-            f"lstm: expected proj_size=0 (projections are not supported), got {lstm.proj_size}"
-        )
-    return lstm
+        raise InputError(f"masked_output: expected 'zero' or 'carry', got {masked_output!r}")
 
 
 def _hold_weight(dtype: torch.dtype) -> float:
     # Large enough to saturate sigmoid exactly for any sane pre-activation, small enough
     # that the weight stays finite in the dtype (0 * inf would be NaN on valid steps).
     return 1.0e4 if dtype == torch.float16 else 1.0e6
+
+
+# Verdicts of the margin check, per LSTM module, kept out of the user's module and dropped
+# with it. The key records each recurrent weight's identity and version counter, so an
+# in-place update (an optimiser step, ``weight.data.mul_``) forces a fresh check.
+_MARGIN_OK: weakref.WeakKeyDictionary[nn.LSTM, tuple[object, ...]] = weakref.WeakKeyDictionary()
+
+
+def _weights(lstm: nn.LSTM) -> list[Tensor]:
+    """The module's own weight list, in kernel order: per layer and direction
+    ``w_ih, w_hh[, b_ih, b_hh]`` (what ``nn.LSTM.forward`` hands the kernel; ``all_weights``
+    holds the same tensors but rebuilds its lists by name on every access)."""
+    flat: list[Tensor] = lstm._flat_weights  # type: ignore[assignment]
+    return flat
 
 
 def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
@@ -92,98 +90,172 @@ def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
     ``|W_hh|`` row sums plus ``|b|`` bound the perturbation; sigmoid is exactly 0 or 1 in
     float32 once the pre-activation is past about -90 or +17. Any trained LSTM is far
     inside this margin; an error beats a silently inexact answer. The verdict is cached
-    until a weight changes (tensor versions count in-place updates such as optimiser steps).
+    until a weight changes. ``Tensor._version`` is the only record PyTorch keeps of an
+    in-place change; re-checking every call costs a host read and several small ops.
     """
-    names = [f"{kind}_{sfx}" for sfx in _suffixes(lstm) for kind in _RECURRENT]
-    params = [p for p in (getattr(lstm, n, None) for n in names) if p is not None]
-    key = (big, tuple((id(p), p._version) for p in params))
-    if getattr(lstm, "_lstm_zero_margin_ok", None) == key:
+    flat = _weights(lstm)
+    key = (big, *map(id, flat), *(p._version for p in flat))
+    if _MARGIN_OK.get(lstm) == key:
         return
+    per = 4 if lstm.bias else 2
+    groups = [flat[i : i + per] for i in range(0, len(flat), per)]
     with torch.no_grad():
         bounds = []
-        for sfx in _suffixes(lstm):
-            bound = getattr(lstm, f"weight_hh_{sfx}").abs().sum(dim=1)
+        for group in groups:
+            bound = group[1].abs().sum(dim=1)
             if lstm.bias:
-                bias = getattr(lstm, f"bias_ih_{sfx}") + getattr(lstm, f"bias_hh_{sfx}")
-                bound = bound + bias.abs()
+                bound = bound + (group[2] + group[3]).abs()
             bounds.append(bound.max())
         worst = float(torch.stack(bounds).max())
     if not worst < big - 1000:
-        raise MaskError(
+        raise InputError(
             f"lstm: expected recurrent weights with max row sum |W_hh| + |b| < {big - 1000:g} "
             f"for exact masking, got {worst:g}"
         )
-    lstm._lstm_zero_margin_ok = key
-
-
-def _suffixes(lstm: nn.LSTM) -> list[str]:
-    """Parameter name suffixes of every layer and direction, in nn.LSTM's order."""
-    dirs = ("", "_reverse") if lstm.bidirectional else ("",)
-    return [f"l{layer}{d}" for layer in range(lstm.num_layers) for d in dirs]
-
-
-_RECURRENT = ("weight_hh", "bias_ih", "bias_hh")
-
-
-def _check_inputs(lstm: nn.LSTM, x: object, mask: object, hx: object) -> tuple[Tensor, Tensor]:
-    """Validate ``x``, ``mask`` and ``hx`` against ``lstm``; return x and the bool mask."""
-    layout = "(B, T, F)" if lstm.batch_first else "(T, B, F)"
-    x = require_tensor(x, "x")
-    require_ndim(x, "x", (3,), layout)
-    if x.shape[2] != lstm.input_size:
-        raise MaskError(
-            f"x: expected shape {layout} with F = input_size = {lstm.input_size}, "
-            f"got {shape_str(x.shape)}"
-        )
-    weight = lstm.weight_ih_l0
-    if x.device != weight.device:
-        raise MaskError(
-            f"x: expected a tensor on the LSTM's device {weight.device}, got {x.device}"
-        )
-    if x.dtype != weight.dtype:
-        raise MaskError(f"x: expected dtype {weight.dtype} (the LSTM's weights), got {x.dtype}")
-    bool_mask = as_bool_mask(
-        mask, "mask", x.shape[:2], like=x, layout=f"{BATCH_TIME[lstm.batch_first]} like x"
-    )
-    if hx is not None:
-        batch = x.shape[0] if lstm.batch_first else x.shape[1]
-        expected = (lstm.num_layers * (2 if lstm.bidirectional else 1), batch, lstm.hidden_size)
-        ok = isinstance(hx, (tuple, list)) and len(hx) == 2
-        if not ok or not all(isinstance(t, Tensor) for t in hx):
-            raise MaskError(
-                f"hx: expected a tuple (h_0, c_0) of two tensors of shape {shape_str(expected)}, "
-                f"got {type(hx).__name__}"
-            )
-        for part, t in zip(("h_0", "c_0"), hx, strict=True):
-            if tuple(t.shape) != expected:
-                raise MaskError(
-                    f"hx: expected {part} of shape {shape_str(expected)} "
-                    f"(num_layers * num_directions, B, hidden_size), got {shape_str(t.shape)}"
-                )
-            require_same_device(t, f"hx ({part})", x)
-            if t.dtype != x.dtype:
-                raise MaskError(f"hx: expected {part} of dtype {x.dtype}, got {t.dtype}")
-    return x, bool_mask
-
-
-def _direction_params(lstm: nn.LSTM, layer: int, reverse: bool, hold: Tensor) -> list[Tensor]:
-    """The weights of one layer/direction, with the hold column appended to ``W_ih``."""
-    suffix = f"l{layer}" + ("_reverse" if reverse else "")
-    params = [torch.cat([getattr(lstm, f"weight_ih_{suffix}"), hold], dim=1)]
-    params.append(getattr(lstm, f"weight_hh_{suffix}"))
-    if lstm.bias:
-        params += [getattr(lstm, f"bias_ih_{suffix}"), getattr(lstm, f"bias_hh_{suffix}")]
-    return params
+    _MARGIN_OK[lstm] = key
 
 
 @functools.lru_cache(maxsize=64)
 def _hold_column(hidden: int, big: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """The fixed ``(4H, 1)`` weight of the padding channel: input gate -big, forget +big."""
+    """The fixed ``(4H, 1)`` weight of the padding channel (gates i, f, g, o)."""
     with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
         hold = torch.zeros(4 * hidden, 1, dtype=dtype, device=device)
         hold[:hidden] = -big  # input gate -> exactly 0
         hold[hidden : 2 * hidden] = big  # forget gate -> exactly 1
+        hold[3 * hidden :] = -big  # output gate -> exactly 0: a held step emits h = 0
     return hold
+
+
+def _layer_params(lstm: nn.LSTM, layer: int, hold: Tensor, directions: range) -> list[Tensor]:
+    """The weights of one layer's directions, in kernel order, with the hold column."""
+    flat = _weights(lstm)
+    per = 4 if lstm.bias else 2
+    dirs = 2 if lstm.bidirectional else 1
+    params: list[Tensor] = []
+    for d in directions:
+        start = (layer * dirs + d) * per
+        w_ih, *rest = flat[start : start + per]
+        params += [torch.cat([w_ih, hold], dim=1), *rest]
+    return params
+
+
+def _fused_lstm_call(
+    inp: Tensor,
+    hx: State,
+    params: list[Tensor],
+    has_bias: bool,
+    bidirectional: bool,
+    batch_first: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One single-layer call of the kernel behind ``nn.LSTM``."""
+    args = (inp, hx, params, has_bias, 1, 0.0, False, bidirectional, batch_first)
+    if not inp.is_cuda:
+        out: tuple[Tensor, Tensor, Tensor] = torch._VF.lstm(*args)
+        return out
+    with warnings.catch_warnings():
+        # cuDNN copies weights that are not in one flat buffer, and warns each call.
+        warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        out = torch._VF.lstm(*args)
+        return out
+
+
+# Inductor's lowering of the CPU LSTM kernel fails on this call: keep it out of the graph.
+# (torch.compiler.disable carries no type hints.)
+_fused_lstm: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+    _fused_lstm_call
+)
+
+
+# --------------------------------------------------------------------------- one block
+
+
+def _at_step(out: Tensor, step: Tensor, batch_first: bool) -> Tensor:
+    """``out`` at time ``step[b]`` for each row ``b``: ``(B, C)``."""
+    width = out.shape[2]
+    if batch_first:
+        return out.gather(1, step.view(-1, 1, 1).expand(-1, 1, width)).squeeze(1)
+    return out.gather(0, step.view(1, -1, 1).expand(1, -1, width)).squeeze(0)
+
+
+def _block_forward(
+    lstm: nn.LSTM,
+    x: Tensor,
+    masked: Tensor,
+    lengths: Tensor,
+    hx: State | None,
+    left: bool,
+    carry: bool,
+) -> tuple[Tensor, State]:
+    """Masks whose valid steps form one block at the end (``left``) or start of each row.
+
+    ``masked`` (True = masked step) is laid out like ``x`` without the feature axis;
+    ``lengths`` is ``(B,)``.
+    Valid from a zero initial state, or with ``hx`` for a unidirectional right-padded run.
+    """
+    batch_first = lstm.batch_first
+    time_dim = 1 if batch_first else 0
+    steps = x.shape[time_dim]
+    dirs = 2 if lstm.bidirectional else 1
+    hidden = lstm.hidden_size
+    big = _hold_weight(x.dtype)
+    _check_hold_margin(lstm, big)
+    hold = _hold_column(hidden, big, x.dtype, x.device)
+    skip = masked.unsqueeze(2)
+    channel = skip.to(x.dtype)
+    # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
+    # and they get exactly zero gradient.
+    inp = torch.cat([x.masked_fill(skip, 0.0), channel], dim=2)
+    # The step whose output is h_n: right padding, forward direction (backward ends at
+    # t = 0, where the kernel stops); left padding, backward direction. A row with no valid
+    # step picks a masked step, whose output is exactly 0 = its initial h (zero start).
+    read = (steps - lengths).clamp(max=steps - 1) if left else (lengths - 1).clamp(min=0)
+    if hx is None:
+        zeros = x.new_zeros(dirs, x.shape[1 - time_dim], hidden)
+    h_n: list[Tensor] = []
+    c_n: list[Tensor] = []
+    out = x
+    for layer in range(lstm.num_layers):
+        if layer:
+            if lstm.dropout and lstm.training:
+                out = F.dropout(out, p=lstm.dropout, training=True)
+            inp = torch.cat([out, channel], dim=2)
+        params = _layer_params(lstm, layer, hold, range(dirs))
+        if hx is None:
+            state = (zeros, zeros)
+        else:
+            state = (
+                hx[0][layer * dirs : (layer + 1) * dirs],
+                hx[1][layer * dirs : (layer + 1) * dirs],
+            )
+        out, h_k, c_k = _fused_lstm(inp, state, params, lstm.bias, dirs == 2, batch_first)
+        picked = _at_step(out, read, batch_first)
+        if left:  # forward: the kernel's last step; backward: the first valid step
+            h_layer = [h_k[0], picked[:, hidden:]] if dirs == 2 else [h_k[0]]
+        else:
+            h_fwd = picked[:, :hidden]
+            if hx is not None:  # a row with no valid step keeps its own h_0
+                h_fwd = torch.where((lengths > 0).unsqueeze(1), h_fwd, state[0][0])
+            h_layer = [h_fwd, h_k[1]] if dirs == 2 else [h_fwd]
+        h_n += h_layer
+        c_n.append(c_k)
+    if carry and (dirs == 2 or not left):
+        # Masked steps repeat the direction's nearest earlier output in its reading order:
+        # after the block that is the output ``picked`` (0 for an empty row); the other
+        # direction has none there and gives zeros.
+        other = torch.zeros_like(picked[:, :hidden])
+        if dirs == 1:
+            fill = picked
+        elif left:
+            fill = torch.cat([other, picked[:, hidden:]], dim=1)
+        else:
+            fill = torch.cat([picked[:, :hidden], other], dim=1)
+        out = torch.where(skip, fill.unsqueeze(time_dim), out)
+    if len(h_n) == 1:  # one layer and direction: views, not copies
+        return out, (h_n[0].unsqueeze(0), c_n[0])
+    return out, (torch.stack(h_n), torch.cat(c_n))
+
+
+# --------------------------------------------------------------------------- compaction
 
 
 def _with_padding_row(values: Tensor) -> Tensor:
@@ -205,14 +277,14 @@ class _Compaction:
     Slot ``k`` of sequence ``b`` in the compacted layout holds that sequence's ``k``-th
     valid step; slots past its length are padding. The compacted layout is time-major
     (row ``k * B + b``), the kernel's native layout, so it runs without transposes. All
-    maps are flat row indices for ``index_select``.
+    maps are flat row indices for ``index_select``; nothing here depends on the cell type.
     """
 
-    def __init__(self, mask: Tensor, longest: int, x_batch_first: bool) -> None:
+    def __init__(self, mask: Tensor, lengths: Tensor, longest: int, x_batch_first: bool) -> None:
         batch, steps = mask.shape  # mask is (B, T) whatever x's layout
         device = mask.device
         self.batch, self.longest = batch, longest
-        self.lengths = mask.sum(dim=1)
+        self.lengths = lengths
         # A stable sort puts each row's valid steps first, keeping their order.
         order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :longest]
         pos = torch.arange(longest, device=device).unsqueeze(0)
@@ -243,49 +315,6 @@ class _Compaction:
         """Output at each row's last valid step, or ``h0`` for rows with none."""
         picked = out.reshape(self.longest * self.batch, -1).index_select(0, self.last)
         return torch.where((self.lengths > 0).unsqueeze(1), picked, h0)
-
-
-def _run_direction(
-    inp: Tensor, params: list[Tensor], state: State, comp: _Compaction, has_bias: bool
-) -> tuple[Tensor, State]:
-    """Run one layer/direction over compacted ``inp`` whose last channel marks padding.
-
-    Returns the output (garbage at padding), and the state after each row's last valid step.
-    """
-    h0, c0 = state
-    out, _, c_n = _fused_lstm(inp, (h0.unsqueeze(0), c0.unsqueeze(0)), params, has_bias, False)
-    # c is held exactly through padding; h is not, so read it off the last valid output.
-    return out, (comp.final_h(out, h0), c_n.squeeze(0))
-
-
-def _run_both_directions(
-    inp: Tensor, params: list[Tensor], comp: _Compaction, has_bias: bool
-) -> tuple[Tensor, list[State]]:
-    """One bidirectional kernel call; valid only from a zero initial state.
-
-    The backward direction reads the trailing padding first: from ``h = c = 0`` a held step
-    keeps ``c = 0`` and so ``h = o * tanh(0) = 0`` exactly, so it reaches each row's last
-    valid step in its initial state, and its final state is exact as the kernel returns it.
-    """
-    batch, hidden = comp.batch, params[1].shape[1]
-    zeros = inp.new_zeros(2, batch, hidden)
-    out, h_k, c_k = _fused_lstm(inp, (zeros, zeros), params, has_bias, True)
-    forward = (comp.final_h(out[..., :hidden], zeros[0]), c_k[0])
-    return out.reshape(comp.longest * batch, 2 * hidden), [forward, (h_k[1], c_k[1])]
-
-
-@torch.compiler.disable  # inductor's lowering of the CPU LSTM kernel fails on this call
-def _fused_lstm(
-    inp: Tensor, hx: State, params: list[Tensor], has_bias: bool, bidirectional: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """One single-layer, time-major call of the kernel behind ``nn.LSTM``."""
-    args = (inp, hx, params, has_bias, 1, 0.0, False, bidirectional, False)
-    if not inp.is_cuda:
-        return torch._VF.lstm(*args)
-    with warnings.catch_warnings():
-        # cuDNN copies weights that are not in one flat buffer, and warns each call.
-        warnings.filterwarnings("ignore", message="RNN module weights are not part")
-        return torch._VF.lstm(*args)
 
 
 def _scatter_back(
@@ -319,56 +348,53 @@ def _scatter_back(
     return torch.cat([forward, backward], dim=1).view(shape)
 
 
-def _masked_forward(
-    lstm: nn.LSTM, x: Tensor, mask: Tensor, hx: State | None, carry: bool
+def _compacted_forward(
+    lstm: nn.LSTM,
+    x: Tensor,
+    mask: Tensor,
+    lengths: Tensor,
+    longest: int,
+    hx: State | None,
+    carry: bool,
 ) -> tuple[Tensor, State]:
-    """Core of :func:`masked_lstm` on validated input; ``mask`` is ``(B, T)``."""
+    """Any mask, any initial state: run on compacted valid steps; ``mask`` is ``(B, T)``."""
     batch, steps = mask.shape
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
-    lengths = mask.sum(dim=1)
-    longest = int(lengths.max()) if batch else 0
-    if longest == steps and bool((lengths == steps).all()):
-        return lstm(x, hx)  # nothing is masked: the plain kernel is already exact
-    zero_start = hx is None
-    if hx is None:
-        zeros = x.new_zeros(lstm.num_layers * dirs, batch, hidden)
-        hx = (zeros, zeros)
-    if longest == 0:  # nothing to run: every sequence keeps its initial state
-        # Still tied to the graph (with zero gradient), so a training step on an
-        # all-padding batch can call backward() like it could with nn.LSTM.
-        anchor = torch.stack([p.sum() for p in lstm.parameters()] + [x.sum()]).sum()
-        zero = torch.where(torch.zeros((), dtype=torch.bool, device=x.device), anchor, 0.0)
-        output = x.new_zeros(x.shape[:2] + (dirs * hidden,)) + zero
-        return output, (hx[0] + zero, hx[1] + zero)
-
-    comp = _Compaction(mask, longest, lstm.batch_first)
+    comp = _Compaction(mask, lengths, longest, lstm.batch_first)
     big = _hold_weight(x.dtype)
     _check_hold_margin(lstm, big)
     hold = _hold_column(hidden, big, x.dtype, x.device)
+    zeros = x.new_zeros(dirs, batch, hidden)
 
     buffer = _with_padding_row(x.reshape(batch * steps, x.shape[2]))
     index = comp.from_x
     h_n: list[Tensor] = []
     c_n: list[Tensor] = []
     for layer in range(lstm.num_layers):
-        if dirs == 2 and zero_start:  # both directions in one kernel call
-            params = _direction_params(lstm, layer, reverse=False, hold=hold)
-            params += _direction_params(lstm, layer, reverse=True, hold=hold)
+        if dirs == 2 and hx is None:
+            # One bidirectional call: the backward direction reads the trailing padding
+            # first, where from h = c = 0 a held step keeps c = 0 and emits h = 0.
             seq = comp.gather(buffer, index, reverse=False)
-            layer_out, states = _run_both_directions(seq, params, comp, lstm.bias)
+            params = _layer_params(lstm, layer, hold, range(2))
+            out, h_k, c_k = _fused_lstm(seq, (zeros, zeros), params, lstm.bias, True)
+            layer_out = out.reshape(longest * batch, 2 * hidden)
+            h_n += [comp.final_h(out[..., :hidden], zeros[0]), h_k[1]]
+            c_n += [c_k[0], c_k[1]]
         else:
-            outs, states = [], []
+            outs = []
             for d in range(dirs):
                 k = layer * dirs + d
-                params = _direction_params(lstm, layer, reverse=d == 1, hold=hold)
+                h0, c0 = (zeros[d], zeros[d]) if hx is None else (hx[0][k], hx[1][k])
                 seq = comp.gather(buffer, index, reverse=d == 1)
-                out, state = _run_direction(seq, params, (hx[0][k], hx[1][k]), comp, lstm.bias)
+                params = _layer_params(lstm, layer, hold, range(d, d + 1))
+                state = (h0.unsqueeze(0), c0.unsqueeze(0))
+                out, _, c_k = _fused_lstm(seq, state, params, lstm.bias, False)
+                # c is held exactly through padding; h is not, so read it at the last valid step.
+                h_n.append(comp.final_h(out, h0))
+                c_n.append(c_k[0])
                 outs.append(comp.unreverse(out) if d else out.reshape(longest * batch, hidden))
-                states.append(state)
             layer_out = torch.cat(outs, dim=1) if dirs == 2 else outs[0]
-        h_n += [h for h, _ in states]
-        c_n += [c for _, c in states]
         if layer + 1 < lstm.num_layers:
             if lstm.dropout and lstm.training:
                 layer_out = F.dropout(layer_out, p=lstm.dropout, training=True)
@@ -377,6 +403,61 @@ def _masked_forward(
     half = hidden if dirs == 2 else None
     output = _scatter_back(layer_out, mask, carry, half, lstm.batch_first)
     return output, (torch.stack(h_n), torch.stack(c_n))
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def _plain(lstm: nn.LSTM, x: Tensor, hx: State | None) -> tuple[Tensor, State]:
+    result: tuple[Tensor, State] = lstm(x, hx)
+    return result
+
+
+def _nothing_valid(lstm: nn.LSTM, x: Tensor, hx: State | None) -> tuple[Tensor, State]:
+    """Every sequence keeps its initial state; outputs are zeros (also for ``T = 0``).
+
+    Still tied to the graph (with zero gradient), so a training step on an all-padding
+    batch can call backward() like it could with nn.LSTM.
+    """
+    dirs = 2 if lstm.bidirectional else 1
+    batch = x.shape[0] if lstm.batch_first else x.shape[1]
+    if hx is None:
+        zeros = x.new_zeros(lstm.num_layers * dirs, batch, lstm.hidden_size)
+        hx = (zeros, zeros)
+    anchor = torch.stack([p.sum() for p in lstm.parameters()] + [x.sum()]).sum()
+    zero = torch.where(torch.zeros((), dtype=torch.bool, device=x.device), anchor, 0.0)
+    output = x.new_zeros(x.shape[:2] + (dirs * lstm.hidden_size,)) + zero
+    return output, (hx[0] + zero, hx[1] + zero)
+
+
+def _masked_forward(
+    lstm: nn.LSTM, x: Tensor, mask: Tensor, hx: State | None, carry: bool
+) -> tuple[Tensor, State]:
+    """Core of :func:`masked_lstm` on validated input; ``mask`` is ``(B, T)``."""
+    batch, steps = mask.shape
+    if steps == 0 or batch == 0:
+        return _nothing_valid(lstm, x, hx)
+    lengths = mask.sum(dim=1)
+    # One host read classifies the mask: the steepest fall and rise along time (+1 where a
+    # masked step is followed by a valid one), and the shortest and longest valid lengths.
+    stats = list(torch.aminmax(lengths))
+    if steps > 1:
+        as_int = mask.view(torch.int8)
+        stats += torch.aminmax(as_int[:, 1:] - as_int[:, :-1])
+    values = [int(v) for v in torch.stack(stats).tolist()]
+    shortest_n, longest_n = values[0], values[1]
+    falls, rises = (values[2] < 0, values[3] > 0) if steps > 1 else (False, False)
+    if shortest_n == steps:
+        return _plain(lstm, x, hx)  # nothing is masked: the plain kernel is already exact
+    if longest_n == 0:
+        return _nothing_valid(lstm, x, hx)
+    if not rises and (hx is None or not lstm.bidirectional):
+        masked = ~(mask if lstm.batch_first else mask.t())
+        return _block_forward(lstm, x, masked, lengths, hx, left=False, carry=carry)
+    if not falls and hx is None:
+        masked = ~(mask if lstm.batch_first else mask.t())
+        return _block_forward(lstm, x, masked, lengths, hx, left=True, carry=carry)
+    return _compacted_forward(lstm, x, mask, lengths, longest_n, hx, carry)
 
 
 def masked_lstm(
@@ -422,13 +503,56 @@ def masked_lstm(
     >>> out[0, 3:].abs().max().item()  # masked steps give exactly zero output
     0.0
     """
-    lstm = _check_lstm(lstm)
+    lstm = check_lstm(lstm)
     _check_masked_output(masked_output)
-    x, bool_mask = _check_inputs(lstm, x, mask, hx)
+    x, bool_mask, state = check_lstm_inputs(lstm, x, mask, hx)
     if not lstm.batch_first:
         bool_mask = bool_mask.t()
-    state = None if hx is None else (hx[0], hx[1])
     return _masked_forward(lstm, x, bool_mask, state, masked_output == "carry")
+
+
+def _lengths_forward(
+    lstm: nn.LSTM, x: Tensor, lengths: object, hx: object, carry: bool
+) -> tuple[Tensor, State]:
+    """Right padding given as lengths: validated with one host read, then no classification."""
+    batch_first = lstm.batch_first
+    layout = "(B, T, F)" if batch_first else "(T, B, F)"
+    x = require_tensor(x, "x")
+    require_ndim(x, "x", (3,), layout)
+    batch, steps = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
+    if not isinstance(lengths, Tensor):
+        lengths = as_lengths(lengths)
+    if lengths.ndim != 1 or lengths.shape[0] != batch:
+        raise InputError(
+            f"lengths: expected shape ({batch},) (one length per sequence), "
+            f"got {shape_str(lengths.shape)}"
+        )
+    if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
+        lengths = as_lengths(lengths)  # exact-integer floats pass, anything else raises
+    lengths = lengths.to(device=x.device, dtype=torch.long)
+    x, state = check_lstm_x_hx(lstm, x, hx)
+    if steps == 0 or batch == 0:
+        if batch and bool((lengths != 0).any()):
+            raise InputError(f"lengths: expected every length <= T = 0, got {lengths.tolist()}")
+        return _nothing_valid(lstm, x, state)
+    shortest, longest = (int(v) for v in torch.stack(torch.aminmax(lengths)).tolist())
+    if shortest < 0:
+        raise InputError(f"lengths: expected every length >= 0, got {shortest}")
+    if longest > steps:
+        raise InputError(f"lengths: expected every length <= T = {steps}, got {longest}")
+    if shortest == steps:
+        return _plain(lstm, x, state)  # nothing is masked: the plain kernel is already exact
+    if longest == 0:
+        return _nothing_valid(lstm, x, state)
+    positions = torch.arange(steps, device=x.device)
+    if batch_first:
+        masked = positions >= lengths.unsqueeze(1)
+    else:
+        masked = positions.unsqueeze(1) >= lengths
+    if state is None or not lstm.bidirectional:
+        return _block_forward(lstm, x, masked, lengths, state, left=False, carry=carry)
+    mask = ~(masked if batch_first else masked.t())
+    return _compacted_forward(lstm, x, mask, lengths, longest, state, carry)
 
 
 class MaskedLSTM(nn.Module):
@@ -447,10 +571,17 @@ class MaskedLSTM(nn.Module):
         to the outputs of each layer but the last, in training mode, like ``nn.LSTM``.
     masked_output
         What the output holds at a masked step. ``"zero"``: zeros. ``"carry"``: the
-        previous valid output *of that direction* in its own processing order, as Keras'
-        masking does: the forward half repeats the output of the last valid step before
-        ``t``; the backward half (which reads time in reverse) repeats its output at the
-        next valid step after ``t``. Where there is no such step, zeros.
+        previous valid output *of that direction* in its own processing order: the
+        forward half repeats the output of the last valid step before ``t``; the backward
+        half (which reads time in reverse) repeats its output at the next valid step after
+        ``t``. Where there is no such step, zeros.
+
+        Porting from Keras: ``"carry"`` matches a single Keras ``LSTM`` with masking (its
+        default ``zero_output_for_mask=False``), or a forward layer plus a separate
+        ``go_backwards=True`` layer. Keras' ``Bidirectional`` wrapper with
+        ``return_sequences=True`` sets ``zero_output_for_mask=True`` on both halves, so its
+        masked steps are zeros: port it with ``"zero"``. (Checked against the source of
+        ``keras/src/layers/rnn/bidirectional.py``, ``force_zero_output_for_mask``.)
 
     Attributes
     ----------
@@ -464,9 +595,13 @@ class MaskedLSTM(nn.Module):
     ``h_n``/``c_n`` are the state after each sequence's last valid step (the first, for
     the backward direction), or the initial state if the sequence has no valid step.
 
-    The weights are an ``nn.LSTM``'s (:attr:`lstm`); :meth:`from_lstm` wraps a trained one.
-    The computation runs the fused LSTM kernel once per layer and direction on the
-    compacted valid steps, so its cost tracks the longest *valid* length, not ``T``.
+    The weights are an ``nn.LSTM``'s (:attr:`lstm`); :meth:`from_lstm` wraps a trained one
+    (or pass it as ``lstm=``; the size arguments must then agree with it).
+    The computation runs the fused LSTM kernel once per layer (both directions in one
+    call where the initial state is zero). Right and left padding run on ``x`` as it is;
+    masks with gaps are compacted first, and then the cost tracks the longest *valid*
+    length rather than ``T``. An empty batch ``(B, 0, F)`` gives an empty output and the
+    initial state.
 
     Examples
     --------
@@ -491,18 +626,28 @@ class MaskedLSTM(nn.Module):
         dropout: float = 0.0,
         bidirectional: bool = False,
         masked_output: MaskedOutput = "zero",
+        lstm: nn.LSTM | None = None,
     ) -> None:
         super().__init__()
         _check_masked_output(masked_output)
-        self.lstm = nn.LSTM(
-            input_size,
-            hidden_size,
-            num_layers,
-            bias=bias,
-            batch_first=batch_first,
-            dropout=dropout,
-            bidirectional=bidirectional,
-        )
+        config = {
+            "input_size": input_size,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "bias": bias,
+            "batch_first": batch_first,
+            "dropout": float(dropout),
+            "bidirectional": bidirectional,
+        }
+        if lstm is None:
+            lstm = nn.LSTM(**config)
+        else:
+            lstm = check_lstm(lstm)
+            differ = {k: v for k, v in config.items() if getattr(lstm, k) != v}
+            if differ:
+                got = {k: getattr(lstm, k) for k in differ}
+                raise InputError(f"lstm: expected a module with {differ}, got {got}")
+        self.lstm = lstm
         self.masked_output: MaskedOutput = masked_output
 
     @classmethod
@@ -515,13 +660,18 @@ class MaskedLSTM(nn.Module):
         >>> MaskedLSTM.from_lstm(lstm).lstm is lstm
         True
         """
-        lstm = _check_lstm(lstm)
-        _check_masked_output(masked_output)
-        module = cls.__new__(cls)
-        nn.Module.__init__(module)
-        module.lstm = lstm
-        module.masked_output = masked_output
-        return module
+        lstm = check_lstm(lstm)
+        return cls(
+            lstm.input_size,
+            lstm.hidden_size,
+            lstm.num_layers,
+            bias=lstm.bias,
+            batch_first=lstm.batch_first,
+            dropout=lstm.dropout,
+            bidirectional=lstm.bidirectional,
+            masked_output=masked_output,
+            lstm=lstm,
+        )
 
     @property
     def batch_first(self) -> bool:
@@ -559,28 +709,12 @@ class MaskedLSTM(nn.Module):
             ``(output, (h_n, c_n))`` with ``nn.LSTM``'s shapes.
         """
         if mask is not None and lengths is not None:
-            raise MaskError("mask, lengths: expected at most one of them, got both")
+            raise InputError("mask, lengths: expected at most one of them, got both")
+        carry = self.masked_output == "carry"
         if lengths is not None:
+            return _lengths_forward(self.lstm, x, lengths, hx, carry)
+        if mask is None:
             x = require_tensor(x, "x")
             require_ndim(x, "x", (3,), "(B, T, F)" if self.batch_first else "(T, B, F)")
-            batch, steps = (
-                (x.shape[0], x.shape[1]) if self.batch_first else (x.shape[1], x.shape[0])
-            )
-            lengths = as_lengths(lengths)
-            if lengths.shape[0] != batch:
-                raise MaskError(
-                    f"lengths: expected shape ({batch},) (one length per sequence), "
-                    f"got {shape_str(lengths.shape)}"
-                )
-            if lengths.numel() and int(lengths.max()) > steps:
-                raise MaskError(
-                    f"lengths: expected every length <= T = {steps}, got {int(lengths.max())}"
-                )
-            mask = lengths_to_mask(
-                lengths.to(x.device), max_len=steps, batch_first=self.batch_first
-            )
-        elif mask is None:
-            x = require_tensor(x, "x")
-            require_ndim(x, "x", (3,), "(B, T, F)" if self.batch_first else "(T, B, F)")
-            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+            mask = x.new_ones(()).bool().expand(x.shape[:2])
         return masked_lstm(self.lstm, x, mask, hx=hx, masked_output=self.masked_output)

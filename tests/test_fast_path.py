@@ -93,3 +93,159 @@ def test_all_padding_batch_can_still_backpropagate():
     (out.sum() + h_n.sum() + c_n.sum()).backward()
     assert (x.grad == 0).all()
     assert all((p.grad == 0).all() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------- T = 0
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("masked_output", ["zero", "carry"])
+@pytest.mark.parametrize("with_hx", [False, True])
+@pytest.mark.parametrize("how", ["mask", "lengths"])
+def test_empty_sequences_return_empty_output_and_initial_state(
+    batch_first: bool, bidirectional: bool, layers: int, masked_output: str, with_hx: bool, how: str
+):
+    # (B, 0, F), as pad_sequence and lengths_to_mask produce for a batch of empty sequences.
+    model = MaskedLSTM(
+        3,
+        4,
+        layers,
+        batch_first=batch_first,
+        bidirectional=bidirectional,
+        masked_output=masked_output,  # type: ignore[arg-type]
+    )
+    dirs = 2 if bidirectional else 1
+    x = torch.randn((5, 0, 3) if batch_first else (0, 5, 3), requires_grad=True)
+    hx = (torch.randn(layers * dirs, 5, 4), torch.randn(layers * dirs, 5, 4)) if with_hx else None
+    if how == "mask":
+        out, (h_n, c_n) = model(x, torch.zeros(x.shape[:2], dtype=torch.bool), hx=hx)
+    else:
+        out, (h_n, c_n) = model(x, lengths=torch.zeros(5, dtype=torch.long), hx=hx)
+    assert out.shape == ((5, 0, dirs * 4) if batch_first else (0, 5, dirs * 4))
+    want = hx if hx is not None else (torch.zeros(layers * dirs, 5, 4),) * 2
+    assert torch.equal(h_n, want[0]) and torch.equal(c_n, want[1])
+    (out.sum() + h_n.sum() + c_n.sum()).backward()  # a training step does not crash
+    assert all((p.grad == 0).all() for p in model.parameters())
+
+
+def test_empty_sequences_refuse_positive_lengths():
+    with pytest.raises(MaskError, match=r"lengths: expected every length <= T = 0"):
+        MaskedLSTM(3, 4)(torch.randn(2, 0, 3), lengths=torch.tensor([0, 1]))
+
+
+# --------------------------------------------------------------------------- from_lstm
+
+
+def test_from_lstm_is_an_ordinary_constructor_call():
+    class Tagged(MaskedLSTM):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            self.tag = "built through __init__"
+
+    lstm = torch.nn.LSTM(3, 4, 2, batch_first=False, bidirectional=True, dropout=0.25)
+    state = torch.random.get_rng_state()
+    wrapped = Tagged.from_lstm(lstm, masked_output="carry")
+    assert torch.equal(torch.random.get_rng_state(), state), "no throwaway weights drawn"
+    assert wrapped.tag == "built through __init__" and wrapped.lstm is lstm
+    assert not wrapped.batch_first and wrapped.masked_output == "carry"
+    assert list(wrapped.parameters()) == list(lstm.parameters())
+
+
+def test_constructor_refuses_a_module_that_contradicts_the_sizes():
+    with pytest.raises(MaskError, match=r"lstm: expected a module with \{'hidden_size': 5\}"):
+        MaskedLSTM(3, 5, lstm=torch.nn.LSTM(3, 4, batch_first=True))
+
+
+# --------------------------------------------------------------------------- margin cache
+
+
+def test_margin_cache_stays_out_of_the_module_and_sees_in_place_updates():
+    lstm = torch.nn.LSTM(2, 3, batch_first=True)
+    before = set(vars(lstm))
+    x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    masked_lstm(lstm, x, mask)
+    assert set(vars(lstm)) == before, "nothing is written onto the user's module"
+    with torch.no_grad():
+        lstm.weight_hh_l0.mul_(1e7)  # in place: same tensor, same id
+    with pytest.raises(MaskError, match="lstm: expected recurrent weights"):
+        masked_lstm(lstm, x, mask)
+
+
+def test_margin_cache_does_not_keep_modules_alive():
+    import gc
+    import weakref
+
+    from lstm_zero_lib import rnn
+
+    lstm = torch.nn.LSTM(2, 3, batch_first=True)
+    masked_lstm(lstm, torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]))
+    ref = weakref.ref(lstm)
+    assert ref() in rnn._MARGIN_OK
+    del lstm
+    gc.collect()
+    assert ref() is None
+
+
+# --------------------------------------------------------------------------- module layout
+
+
+def test_rnn_does_not_re_export_pooling_and_diagnostics_uses_checks():
+    import inspect
+
+    from lstm_zero_lib import diagnostics, rnn
+
+    assert set(rnn.__all__) == {"MaskedLSTM", "masked_lstm"}
+    assert not hasattr(rnn, "masked_mean") and not hasattr(rnn, "last_valid")
+    assert "from .rnn" not in inspect.getsource(diagnostics)
+
+
+# --------------------------------------------------------------------------- the fast path
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_lengths_and_mask_give_identical_results(
+    bidirectional: bool, layers: int, batch_first: bool
+):
+    model = MaskedLSTM(3, 4, layers, bidirectional=bidirectional, batch_first=batch_first)
+    lengths = torch.tensor([7, 0, 3, 7, 1])
+    mask = torch.arange(7).unsqueeze(0) < lengths.unsqueeze(1)
+    x = torch.randn(5, 7, 3)
+    if not batch_first:
+        x, mask = x.transpose(0, 1), mask.t()
+    by_lengths = model(x, lengths=lengths)
+    by_mask = model(x, mask)
+    assert torch.equal(by_lengths[0], by_mask[0])
+    assert torch.equal(by_lengths[1][0], by_mask[1][0])
+    assert torch.equal(by_lengths[1][1], by_mask[1][1])
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_outputs_are_exact_zeros_and_cells_bit_exact(side: str, bidirectional: bool):
+    # One block of valid steps runs without compaction: the held step emits h = 0 exactly,
+    # and c after the padding equals c of the unpadded run bit for bit.
+    lstm = torch.nn.LSTM(3, 4, batch_first=True, bidirectional=bidirectional)
+    x = torch.randn(1, 3, 3)
+    pad = torch.full((1, 5, 3), torch.nan)
+    padded = torch.cat([x, pad] if side == "right" else [pad, x], dim=1)
+    mask = torch.zeros(1, 8, dtype=torch.bool)
+    if side == "right":
+        mask[:, :3] = True
+    else:
+        mask[:, 5:] = True
+    out, (h_n, c_n) = masked_lstm(lstm, padded, mask)
+    alone, (h_alone, c_alone) = reference_forward(lstm, x, torch.ones(1, 3, dtype=torch.bool))
+    assert (out[~mask] == 0).all()
+    torch.testing.assert_close(out[mask], alone[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(h_n, h_alone, atol=1e-6, rtol=0)
+    # The same valid steps behind one padding step instead of five: same kernel inputs up
+    # to the padding, so the held cell must match bit for bit.
+    short, short_mask = (
+        (padded[:, :4], mask[:, :4]) if side == "right" else (padded[:, 4:], mask[:, 4:])
+    )
+    _, (_, c_short) = masked_lstm(lstm, short, short_mask)
+    assert torch.equal(c_n, c_short)
