@@ -2,8 +2,10 @@
 
 Run with ``make bench`` (or ``python benchmarks/bench_masked_lstm.py --help``). Every method
 is checked against the per-sequence oracle before it is timed; the timings are interleaved
-in one process and reported as ratios to plain ``nn.LSTM`` on the same padded batch.
-Writes ``results/bench_masked_lstm.json`` and ``results/bench_masked_lstm.png``.
+in one process (single-threaded on the CPU unless ``--threads``) and reported as ratios to
+plain ``nn.LSTM`` on the same padded batch, one ratio per repeat.
+Writes ``results/bench_masked_lstm[_cuda].json`` and ``.png``; ``--markdown FILE.json``
+prints the README table from a saved run without timing anything.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import json
 import platform
 from pathlib import Path
 
-import pandas as pd
+import matplotlib.pyplot as plt
 import torch
+from matplotlib.figure import Figure
 
-from lstm_zero_lib.book.benchmark import LENGTH_SWEEP, TARGET_CONFIGS, BenchConfig, run_suite
-from lstm_zero_lib.book.plotting import plot_speed_ratios, set_theme
+from lstm_zero_lib.book.benchmark import SUITE, TARGET_CONFIGS, markdown_table, run_suite
+from lstm_zero_lib.book.plotting import PALETTE, set_theme
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,48 +28,94 @@ HERE = Path(__file__).resolve().parent
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--repeats", type=int, default=21, help="timed repeats per method")
-    parser.add_argument("--quick", action="store_true", help="5 repeats, target shapes only")
+    parser.add_argument("--repeats", type=int, default=15, help="timed repeats per method")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--quick", action="store_true", help="5 repeats, three shapes only")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="output folder")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="JSON", help="print the table of a saved run; no timing"
+    )
     return parser.parse_args()
+
+
+def conditions(meta: dict[str, object]) -> str:
+    """One line saying how the numbers were measured."""
+    return (
+        f"{meta['device_name']} ({meta['device']}), torch {meta['torch']}, "
+        f"{meta['threads']} thread(s), {meta['repeats']} interleaved repeats per method; "
+        "each cell: median time / plain nn.LSTM time, (min-max over repeats)"
+    )
+
+
+def plot(rows: list[dict[str, object]], title: str) -> Figure:
+    """MaskedLSTM's ratio per shape and mode with its min-max range, the goal, and pack."""
+    set_theme()
+    labels = list(dict.fromkeys(f"{r['mask']}: {r['label']}" for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.32 * len(labels) + 1.5), sharey=True)
+    styles = {"MaskedLSTM": ("o", PALETTE[0]), "pack_padded_sequence": ("s", PALETTE[1])}
+    for ax, mode in zip(axes, ("forward", "forward+backward"), strict=True):
+        for name, (marker, colour) in styles.items():
+            picked = [r for r in rows if r["mode"] == mode and r["method"] == name]
+            ys = [labels.index(f"{r['mask']}: {r['label']}") for r in picked]
+            med = [float(r["ratio_median"]) for r in picked]  # type: ignore[arg-type]
+            low = [m - float(r["ratio_min"]) for m, r in zip(med, picked, strict=True)]  # type: ignore[arg-type]
+            high = [float(r["ratio_max"]) - m for m, r in zip(med, picked, strict=True)]  # type: ignore[arg-type]
+            ax.errorbar(med, ys, xerr=[low, high], fmt=marker, color=colour, label=name, capsize=2)
+        goals = [r for r in rows if r["mode"] == mode and r["method"] == "MaskedLSTM"]
+        ax.scatter(
+            [float(r["goal"]) for r in goals],  # type: ignore[arg-type]
+            [labels.index(f"{r['mask']}: {r['label']}") for r in goals],
+            marker="|",
+            s=150,
+            color="black",
+            label="goal (issue 13)",
+        )
+        ax.axvline(1.0, color="grey", lw=1)
+        ax.set_xscale("log")
+        ax.set_title(mode)
+        ax.set_xlabel("time / plain nn.LSTM time (log scale)")
+    axes[0].set_yticks(range(len(labels)), labels)
+    axes[0].invert_yaxis()
+    axes[1].legend(loc="lower right", fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def main() -> None:
     args = parse_args()
-    configs: list[BenchConfig] = list(TARGET_CONFIGS)
-    if not args.quick:
-        configs += [c for c in LENGTH_SWEEP if c not in configs]
-        configs.append(BenchConfig(steps=200, mask="gaps"))
+    if args.markdown:
+        saved = json.loads(args.markdown.read_text())
+        print(f"Measured on {conditions(saved['meta'])}.\n")
+        print(markdown_table(saved["results"]))
+        return
+    torch.set_num_threads(args.threads)
+    configs = list(TARGET_CONFIGS) if args.quick else list(SUITE)
     repeats = 5 if args.quick else args.repeats
     rows = run_suite(configs, repeats=repeats, device=args.device)
     device_name = (
         torch.cuda.get_device_name(args.device)
         if args.device.startswith("cuda")
-        else platform.processor() or "cpu"
+        else platform.processor() or platform.machine() or "cpu"
     )
-    for row in rows:
-        row["device"] = args.device
-    args.out.mkdir(parents=True, exist_ok=True)
     meta = {
         "torch": torch.__version__,
         "device": args.device,
         "device_name": device_name,
         "threads": torch.get_num_threads(),
         "repeats": repeats,
+        "cpu_count": __import__("os").cpu_count(),
     }
-    (args.out / "bench_masked_lstm.json").write_text(
-        json.dumps({"meta": meta, "results": rows}, indent=2)
-    )
-    set_theme()
-    fig = plot_speed_ratios(rows)
-    fig.suptitle(f"Exact masking vs plain nn.LSTM ({device_name}, torch {torch.__version__})")
-    fig.savefig(args.out / "bench_masked_lstm.png", bbox_inches="tight")
-    frame = pd.DataFrame(rows)
-    table = frame.pivot_table(
-        index=["label", "mode"], columns="method", values="ratio_median", sort=False
-    )
-    print(table.round(2).to_string())
-    print(f"wrote {args.out / 'bench_masked_lstm.json'} and .png")
+    for row in rows:
+        row["device"] = args.device
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "bench_masked_lstm" + ("" if args.device == "cpu" else "_" + args.device.split(":")[0])
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
+    fig = plot(rows, f"Exact masking vs plain nn.LSTM ({device_name}, torch {torch.__version__})")
+    fig.savefig(args.out / f"{stem}.png", bbox_inches="tight")
+    print(f"Measured on {conditions(meta)}.\n")
+    print(markdown_table(rows))
+    print(f"\nwrote {args.out / stem}.json and .png")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def test_check_methods_passes_for_exact_methods(layers: int, bidirectional: bool
     config = BenchConfig(**SMALL, layers=layers, bidirectional=bidirectional, mask=mask)
     errors = check_methods(config)
     expected = {"MaskedLSTM", "step loop"} | (
-        {"pack_padded_sequence"} if mask == "right" else set()
+        {"pack_padded_sequence", "MaskedLSTM lengths="} if mask == "right" else set()
     )
     assert set(errors) == expected
     assert max(errors.values()) < 1e-5
@@ -73,3 +73,37 @@ def test_time_config_rows(backward: bool):
         assert row["mode"] == ("forward+backward" if backward else "forward")
         assert row["ratio_min"] <= row["ratio_median"] <= row["ratio_max"]
         assert row["ms_median"] > 0
+
+
+def test_suite_covers_the_issue_grid():
+    from lstm_zero_lib.book.benchmark import SUITE
+
+    for mask in ("right", "gaps"):
+        shapes = [c for c in SUITE if c.mask == mask]
+        assert {c.steps for c in shapes} == {10, 30, 100, 200, 1000}
+        assert {c.layers for c in shapes} == {1, 2}
+        assert {c.bidirectional for c in shapes} == {False, True}
+
+
+def test_step_loop_is_skipped_only_on_long_sequences():
+    rows = time_config(BenchConfig(**{**SMALL, "steps": 201}), backward=False, repeats=1, warmup=0)
+    assert "step loop" not in {r["method"] for r in rows}
+
+
+def test_every_batch_has_a_full_length_row():
+    for mask in ("right", "gaps"):
+        _, _, m = make_batch(BenchConfig(**SMALL, mask=mask))
+        assert bool(m[0].all())
+
+
+def test_markdown_table_from_rows():
+    from lstm_zero_lib.book.benchmark import goal, markdown_table
+
+    config = BenchConfig(**SMALL)
+    rows = time_config(config, backward=False, repeats=2, warmup=0)
+    rows += time_config(config, backward=True, repeats=2, warmup=0)
+    for row in rows:
+        row["goal"] = goal(config)
+    lines = markdown_table(rows).splitlines()
+    assert len(lines) == 3 and lines[2].startswith("| right | B4 T7 H5 F3 |")
+    assert lines[2].count("|") == lines[0].count("|")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +34,9 @@ __all__ = [
     "run_suite",
     "TARGET_CONFIGS",
     "LENGTH_SWEEP",
+    "SUITE",
+    "goal",
+    "markdown_table",
 ]
 
 Runner = Callable[[nn.LSTM, Tensor, Tensor], tuple[Tensor, tuple[Tensor, Tensor]]]
@@ -106,8 +109,11 @@ def make_batch(
 def step_loop_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """Masked LSTM as a per-step Python loop that keeps the state on masked steps.
 
-    What Keras falls back to for masks that are not strictly right-padded: exact, and slow
-    because every step is a separate small kernel launch. Batch-first, zero initial state.
+    The textbook way to honour any mask: one cell call per step, the state kept where the
+    step is masked. It stands for the generic step-by-step masked loop that frameworks use
+    where a fused kernel cannot take the mask (Keras' own loop is such a path); it is
+    written here in PyTorch and is not Keras' code. Exact, and slow because every step is a
+    separate set of small kernel calls. Batch-first, zero initial state.
 
     Examples
     --------
@@ -122,16 +128,15 @@ def step_loop_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tupl
     keep = mask.unsqueeze(2)
     inp = x
     h_n, c_n = [], []
+    groups = lstm.all_weights  # per layer and direction: w_ih, w_hh[, b_ih, b_hh]
     for layer in range(lstm.num_layers):
         outs = []
         for d in range(dirs):
-            sfx = f"l{layer}" + ("_reverse" if d else "")
-            weights = [getattr(lstm, f"{kind}_{sfx}") for kind in ("weight_ih", "weight_hh")]
-            biases = [getattr(lstm, f"bias_{kind}_{sfx}") for kind in ("ih", "hh")]
+            w_ih, w_hh, *biases = groups[layer * dirs + d]
             h = c = x.new_zeros(batch, lstm.hidden_size)
             out = [h] * steps
             for t in reversed(range(steps)) if d else range(steps):
-                h_new, c_new = torch._VF.lstm_cell(inp[:, t], (h, c), *weights, *biases)
+                h_new, c_new = torch._VF.lstm_cell(inp[:, t], (h, c), w_ih, w_hh, *biases)
                 h = torch.where(keep[:, t], h_new, h)
                 c = torch.where(keep[:, t], c_new, c)
                 out[t] = torch.where(keep[:, t], h_new, torch.zeros_like(h_new))
@@ -169,17 +174,30 @@ def _masked(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tuple[Tenso
     return masked_lstm(lstm, x, mask)
 
 
+def _masked_lengths(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    # Right padding given as lengths (counted inside the timing, as packed_lstm does).
+    return masked_lstm(lstm, x, None, lengths=mask.sum(dim=1))
+
+
 #: The methods compared, by display name. ``nn.LSTM`` is the (inexact) reference speed.
 METHODS: dict[str, Runner] = {
     "nn.LSTM": _plain,
     "pack_padded_sequence": packed_lstm,
     "step loop": step_loop_lstm,
     "MaskedLSTM": _masked,
+    "MaskedLSTM lengths=": _masked_lengths,
 }
+
+#: The step loop is skipped above this many steps (minutes per shape otherwise).
+STEP_LOOP_MAX_STEPS = 200
 
 
 def _applicable(name: str, config: BenchConfig) -> bool:
-    return not (name == "pack_padded_sequence" and config.mask != "right")
+    if name in ("pack_padded_sequence", "MaskedLSTM lengths="):
+        return config.mask == "right"
+    if name == "step loop":
+        return config.steps <= STEP_LOOP_MAX_STEPS
+    return True
 
 
 def check_methods(
@@ -191,7 +209,7 @@ def check_methods(
     --------
     >>> errors = check_methods(BenchConfig(batch=3, steps=6, features=2, hidden=3, layers=2))
     >>> sorted(errors), max(errors.values()) < 1e-5
-    (['MaskedLSTM', 'pack_padded_sequence', 'step loop'], True)
+    (['MaskedLSTM', 'MaskedLSTM lengths=', 'pack_padded_sequence', 'step loop'], True)
     """
     lstm, x, mask = make_batch(config, device=device)
     lstm.eval()
@@ -286,14 +304,48 @@ def time_config(
     return rows
 
 
-#: The shapes the speed goal is stated for.
+#: The shapes of issue 13's first table (B32 F32 H64 unless stated).
 TARGET_CONFIGS = (
     BenchConfig(batch=32, steps=200, features=32, hidden=64, layers=1),
     BenchConfig(batch=64, steps=100, features=32, hidden=128, layers=2),
     BenchConfig(batch=32, steps=100, features=32, hidden=64, layers=1, bidirectional=True),
 )
 #: How the ratio moves with sequence length.
-LENGTH_SWEEP = tuple(BenchConfig(steps=t) for t in (10, 100, 1000))
+LENGTH_SWEEP = tuple(BenchConfig(steps=t) for t in (10, 30, 100, 200, 1000))
+
+
+def _suite() -> tuple[BenchConfig, ...]:
+    configs: list[BenchConfig] = []
+    for mask in ("right", "gaps"):
+        configs += [replace(c, mask=mask) for c in LENGTH_SWEEP]
+        configs += [
+            BenchConfig(batch=64, steps=100, hidden=128, layers=2, mask=mask),
+            BenchConfig(steps=100, bidirectional=True, mask=mask),
+            BenchConfig(steps=30, bidirectional=True, mask=mask),
+            BenchConfig(steps=100, layers=2, bidirectional=True, mask=mask),
+        ]
+    return tuple(configs)
+
+
+#: What ``make bench`` runs: both masks (each batch with a full-length row), T = 10 to
+#: 1000, one and two layers, one and two directions.
+SUITE = _suite()
+
+
+def goal(config: BenchConfig) -> float:
+    """Issue 13's target for MaskedLSTM's median time ratio to plain ``nn.LSTM``.
+
+    Examples
+    --------
+    >>> goal(BenchConfig(steps=30)), goal(BenchConfig(steps=1000, mask="gaps"))
+    (1.25, 1.2)
+    """
+    right = config.mask == "right"
+    if config.steps >= 100:
+        return 1.10 if right else 1.20
+    if config.steps >= 30:
+        return 1.25 if right else 1.40
+    return 1.50 if right else 1.70
 
 
 def run_suite(
@@ -311,4 +363,61 @@ def run_suite(
         check_methods(config, device=device)
     for config, backward in tqdm(jobs, desc="benchmark", disable=not progress):
         rows += time_config(config, backward=backward, repeats=repeats, device=device)
+    for row in rows:
+        row["goal"] = goal(BenchConfig(**{f: row[f] for f in _FIELDS}))  # type: ignore[arg-type]
     return rows
+
+
+_FIELDS = ("batch", "steps", "features", "hidden", "layers", "bidirectional", "mask")
+
+
+def markdown_table(rows: Iterable[Mapping[str, object]]) -> str:
+    """The README's table: median ratio to ``nn.LSTM`` (min-max over repeats) per shape.
+
+    Examples
+    --------
+    >>> rows = [
+    ...     {"label": "T10", "mask": "right", "mode": m, "method": k,
+    ...      "ratio_median": r, "ratio_min": r, "ratio_max": r, "goal": 1.5}
+    ...     for m in ("forward", "forward+backward")
+    ...     for k, r in (("nn.LSTM", 1.0), ("MaskedLSTM", 1.2))
+    ... ]
+    >>> print(markdown_table(rows).splitlines()[2])
+    | right | T10 | 1.20 (1.20-1.20) | 1.20 (1.20-1.20) | 1.50 | yes | - | - | - | - | - | - |
+    """
+    cells: dict[tuple[str, str], dict[tuple[str, str], Mapping[str, object]]] = {}
+    for row in rows:
+        key = (str(row["mask"]), str(row["label"]))
+        cells.setdefault(key, {})[(str(row["method"]), str(row["mode"]))] = row
+    modes = ("forward", "forward+backward")
+
+    def ratio(row: Mapping[str, object] | None, spread: bool) -> str:
+        if row is None:
+            return "-"
+        text = f"{float(row['ratio_median']):.2f}"  # type: ignore[arg-type]
+        if spread:
+            low, high = float(row["ratio_min"]), float(row["ratio_max"])  # type: ignore[arg-type]
+            text += f" ({low:.2f}-{high:.2f})"
+        return text
+
+    lines = [
+        "| mask | shape | MaskedLSTM fwd | MaskedLSTM fwd+bwd | goal | met "
+        "| lengths= fwd | lengths= fwd+bwd | pack_padded fwd | pack_padded fwd+bwd "
+        "| step loop fwd | step loop fwd+bwd |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (mask, label), by in cells.items():
+        ours = [by.get(("MaskedLSTM", m)) for m in modes]
+        target = float(next(r for r in by.values())["goal"])  # type: ignore[arg-type]
+        met = all(r is not None and float(r["ratio_median"]) <= target for r in ours)  # type: ignore[arg-type]
+        lines.append(
+            f"| {mask} | {label} | {ratio(ours[0], True)} | {ratio(ours[1], True)} "
+            f"| {target:.2f} | {'yes' if met else 'no'} "
+            + " ".join(
+                f"| {ratio(by.get((name, m)), False)}"
+                for name in ("MaskedLSTM lengths=", "pack_padded_sequence", "step loop")
+                for m in modes
+            )
+            + " |"
+        )
+    return "\n".join(lines)
