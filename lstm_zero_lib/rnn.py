@@ -294,12 +294,28 @@ class _Compaction:
         # output of the layer below (padding row B * T_valid). Both (T_valid, B).
         x_row = row * steps + order if x_batch_first else order * batch + row
         self.from_x = torch.where(valid, x_row, batch * steps).t()
-        self.from_compact = torch.where(valid, pos * batch + row, batch * longest).t()
-        # Each row's valid steps reversed (for the backward direction); padding stays put.
-        reverse = torch.where(valid, self.lengths.unsqueeze(1) - 1 - pos, pos)
-        self.reverse = reverse.t()
-        self.reverse_flat = (reverse * batch + row).t().reshape(-1)
         self.last = (self.lengths - 1).clamp(min=0) * batch + row.squeeze(1)
+        self._pos, self._valid, self._row = pos, valid, row
+
+    # The maps below are built on first use only: short sequences pay for every small op.
+
+    @functools.cached_property
+    def from_compact(self) -> Tensor:
+        """Rows of a compacted layer output, padding slots -> the extra padding row."""
+        pos, row = self._pos, self._row
+        padding = self.batch * self.longest
+        return torch.where(self._valid, pos * self.batch + row, padding).t()
+
+    @functools.cached_property
+    def reverse(self) -> Tensor:
+        """Each row's valid slots reversed (for the backward direction); padding stays put."""
+        pos = self._pos
+        return torch.where(self._valid, self.lengths.unsqueeze(1) - 1 - pos, pos).t()
+
+    @functools.cached_property
+    def reverse_flat(self) -> Tensor:
+        """:attr:`reverse` as flat row indices of the compacted layout."""
+        return (self.reverse * self.batch + self._row.t()).reshape(-1)
 
     def gather(self, buffer: Tensor, index: Tensor, reverse: bool) -> Tensor:
         """Rows of ``buffer`` in compacted (optionally reversed) order, ``(T_valid, B, C)``."""

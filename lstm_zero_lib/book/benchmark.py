@@ -241,7 +241,7 @@ def time_config(
     *,
     backward: bool,
     repeats: int = 21,
-    warmup: int = 3,
+    warmup: int = 5,
     device: torch.device | str = "cpu",
     methods: Iterable[str] | None = None,
     seed: int = 0,
