@@ -82,9 +82,11 @@ quick: $(STAMP)
 	$(BIN)/pytest tests lstm_zero_lib --doctest-modules -m "not slow and not site" -p no:cacheprovider
 
 # ------------------------------------------------------------------------------ lab
-# JupyterLab (the `lab` extra, pinned in constraints.txt) opened on the chapters.
+# JupyterLab (the `lab` extra, pinned in constraints.txt) opened on the chapters, with the
+# inline matplotlib backend (not the Agg exported above: with Agg no figure would show).
+# As root (a container), JupyterLab refuses to start without --allow-root.
 lab: $(STAMP)
-	$(BIN)/jupyter lab chapters/
+	$(NBKERNEL_ENV) $(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) chapters/
 
 # Re-executes every notebook and compares each cell's output with the committed one,
 # after tests/nbval_sanitize.cfg has masked volatile text. The kernels get Jupyter's own

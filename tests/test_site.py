@@ -31,20 +31,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import cache, partial
+from functools import cache
 from html.parser import HTMLParser
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 import yaml
+from site_browser import CHROMIUM_ARGS, IN_CI, INSTALL_HINT, find_chromium, serve_directory
 
 pytestmark = pytest.mark.site
 
@@ -54,25 +52,6 @@ SCREENSHOT_DIR = HTML_DIR.parent / "screenshots"
 REPORT_FILE = HTML_DIR.parent / "site_report.json"
 # $SITE_TOC: test against a build made with `jupyter-book build --toc OTHER_TOC`.
 TOC_FILE = Path(os.environ.get("SITE_TOC", ROOT / "_toc.yml")).resolve()
-IN_CI = os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no", "off"}
-
-# Chromium: the system package. The background-networking switches keep the browser from
-# calling home (on a closed network those connections are refused and show up as errors).
-CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # root in a container: the setuid/user-namespace sandbox is unavailable
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-INSTALL_HINT = (
-    "install Debian's Chromium (as root: `apt-get update && apt-get install -y chromium`) "
-    "or point $CHROMIUM_PATH at a Chromium binary; do not run `playwright install` "
-    "(its browser download does not work here)"
-)
 VIEWPORT = {"width": 1280, "height": 900}
 TIMEOUT_MS = 30_000
 BLOCKING_IMPACTS = ("critical", "serious")
@@ -194,36 +173,11 @@ def built_site() -> Path:
     return HTML_DIR
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        pass
-
-
 @pytest.fixture(scope="session")
 def site_url(built_site: Path) -> Iterator[str]:
     """The built site served on 127.0.0.1, on a free port, for the whole session."""
-    handler = partial(_QuietHandler, directory=str(built_site))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="site-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def find_chromium() -> str | None:
-    explicit = os.environ.get("CHROMIUM_PATH")
-    if explicit:
-        return explicit if Path(explicit).is_file() else None
-    for name in CHROMIUM_CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
+    with serve_directory(built_site) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -16,40 +16,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import shutil
 import sys
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+
+from site_browser import CHROMIUM_ARGS, INSTALL_HINT, find_chromium, serve_directory
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
-        pass
-
-
-def find_chromium() -> str | None:
-    explicit = os.environ.get("CHROMIUM_PATH")
-    if explicit:
-        return explicit if Path(explicit).is_file() else None
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if found := shutil.which(name):
-            return found
-    return None
 
 
 def shoot(html: Path, page_name: str, width: int, height: int) -> bytes:
@@ -57,31 +29,24 @@ def shoot(html: Path, page_name: str, width: int, height: int) -> bytes:
 
     executable = find_chromium()
     if executable is None:
-        sys.exit("no Chromium: as root, `apt-get update && apt-get install -y chromium`")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(html)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": width, "height": height})
-            page.route(
-                "**/*",
-                lambda r: r.continue_() if r.request.url.startswith(origin) else r.abort(),
-            )
-            page.goto(f"{origin}{page_name}.html", wait_until="load")
-            page.evaluate(
-                """async () => {
-                    const mj = window.MathJax;
-                    if (mj && mj.startup && mj.startup.promise) { await mj.startup.promise; }
-                    await document.fonts.ready;
-                }"""
-            )
-            png = page.screenshot(animations="disabled")
-            browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+        sys.exit(f"no Chromium: {INSTALL_HINT}")
+    with serve_directory(html) as origin, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.route(
+            "**/*",
+            lambda r: r.continue_() if r.request.url.startswith(origin) else r.abort(),
+        )
+        page.goto(f"{origin}{page_name}.html", wait_until="load")
+        page.evaluate(
+            """async () => {
+                const mj = window.MathJax;
+                if (mj && mj.startup && mj.startup.promise) { await mj.startup.promise; }
+                await document.fonts.ready;
+            }"""
+        )
+        png = page.screenshot(animations="disabled")
+        browser.close()
     return png
 
 
