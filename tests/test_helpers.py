@@ -6,8 +6,16 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
+from lstm_zero_lib import lengths_to_mask
 from lstm_zero_lib.book.plotting import finish, new_figure, plot_speed_ratios, set_theme
-from lstm_zero_lib.book.synthetic import make_variable_length_task
+from lstm_zero_lib.book.synthetic import (
+    AttributionTask,
+    SensorData,
+    SequenceBatch,
+    make_attribution_task,
+    make_sensor_data,
+    make_variable_length_task,
+)
 from lstm_zero_lib.book.train import evaluate, fit, get_device, seed_everything
 
 
@@ -95,3 +103,30 @@ def test_plot_speed_ratios_draws_one_bar_per_method_and_shape():
         widths = sorted(round(p.get_width(), 3) for p in ax.patches)
         assert widths == [1.2, 1.2, 3.0, 3.0]  # nn.LSTM itself is the reference line
     plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: make_variable_length_task(6, seed=0),
+        lambda: make_attribution_task(6, seed=0),
+        lambda: make_sensor_data(6, n_steps=5, seed=0),
+    ],
+    ids=["variable_length", "attribution", "sensors"],
+)
+def test_synthetic_data_sets_select_rows_of_every_tensor(make):
+    data = make()
+    assert isinstance(data, (SequenceBatch, AttributionTask, SensorData))
+    picks = [slice(1, 4), torch.tensor([5, 0]), torch.arange(6) % 2 == 0]
+    for index in picks:
+        part = data[index]
+        assert type(part) is type(data) and len(part) == len(data.x[index])
+        for name, value in vars(data).items():
+            if isinstance(value, torch.Tensor):
+                torch.testing.assert_close(
+                    getattr(part, name), value[index], rtol=0, atol=0, equal_nan=True
+                )
+            else:
+                assert getattr(part, name) == value, name
+        if hasattr(data, "lengths"):
+            assert torch.equal(part.mask, lengths_to_mask(part.lengths, max_len=data.x.shape[1]))

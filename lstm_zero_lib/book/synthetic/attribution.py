@@ -9,12 +9,13 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...masks import lengths_to_mask
+from ._base import PaddedSequences
 
 __all__ = ["AttributionTask", "make_attribution_task"]
 
 
 @dataclass(frozen=True)
-class AttributionTask:
+class AttributionTask(PaddedSequences):
     """Sequences, labels and the ground-truth map of the inputs the labels depend on.
 
     Attributes
@@ -36,21 +37,6 @@ class AttributionTask:
     y: Tensor
     relevant: Tensor
     feature_names: tuple[str, ...]
-
-    @property
-    def mask(self) -> Tensor:
-        """``(N, T)`` bool mask, True at valid steps."""
-        return lengths_to_mask(self.lengths, max_len=self.x.shape[1])
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, index: slice | Tensor) -> AttributionTask:
-        """Select rows; the time axis and the feature names are kept as they are."""
-        return AttributionTask(
-            self.x[index], self.lengths[index], self.y[index], self.relevant[index],
-            self.feature_names,
-        )  # fmt: skip
 
 
 def make_attribution_task(

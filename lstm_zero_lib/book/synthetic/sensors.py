@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError
+from ._base import Examples
 
 __all__ = ["SENSOR_NAMES", "FAULTS", "SensorData", "make_sensor_data"]
 
@@ -28,7 +29,7 @@ _COMMON = 0.5  # share of each latent signal's variance that all sensors have in
 
 
 @dataclass(frozen=True)
-class SensorData:
+class SensorData(Examples):
     """Sensor readings as logged, the truth behind them, and a target to predict.
 
     Attributes
@@ -67,16 +68,6 @@ class SensorData:
     def missing_rate(self) -> float:
         """Fraction of invalid readings."""
         return 1.0 - float(self.valid.float().mean()) if self.valid.numel() else 0.0
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, index: slice | Tensor) -> SensorData:
-        """Select sequences; time and features are kept as they are."""
-        return SensorData(
-            self.x[index], self.values[index], self.valid[index], self.y[index],
-            self.timestamps[index], self.fault[index], self.feature_names,
-        )  # fmt: skip
 
 
 def _runs(shape: tuple[int, int, int], rate: float, length: int, gen: torch.Generator) -> Tensor:

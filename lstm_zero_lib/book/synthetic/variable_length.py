@@ -9,12 +9,13 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...masks import lengths_to_mask
+from ._base import PaddedSequences
 
 __all__ = ["SequenceBatch", "make_variable_length_task"]
 
 
 @dataclass(frozen=True)
-class SequenceBatch:
+class SequenceBatch(PaddedSequences):
     """Right-padded sequences with their lengths and labels.
 
     Attributes
@@ -30,18 +31,6 @@ class SequenceBatch:
     x: Tensor
     lengths: Tensor
     y: Tensor
-
-    @property
-    def mask(self) -> Tensor:
-        """``(N, T)`` bool mask, True at valid steps."""
-        return lengths_to_mask(self.lengths, max_len=self.x.shape[1])
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def __getitem__(self, index: slice | Tensor) -> SequenceBatch:
-        """Select rows; the time axis is kept as it is."""
-        return SequenceBatch(self.x[index], self.lengths[index], self.y[index])
 
 
 def make_variable_length_task(
