@@ -1,0 +1,42 @@
+"""The GPU path (``make test-gpu``) can only run a chapter on CUDA if the chapter asks.
+
+``make test-gpu`` re-runs every chapter with ``LSTM_ZERO_DEVICE=cuda``; that reaches a
+chapter only through ``lstm_zero_lib.book.train.get_device()``. This test (CPU, fast)
+reads the notebooks: every chapter that trains (an optimiser, ``fit(``, ``.backward(``)
+calls ``get_device()`` and prints the device exactly once, as ``device: <device>`` (the
+line tests/nbval_sanitize.cfg masks), so a reader sees where it ran.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+TRAINS = re.compile(r"torch\.optim\.|\bfit\(|\.backward\(")
+DEVICE_PRINT = 'print(f"device: {device}")'
+
+
+def _code(notebook: Path) -> str:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+def test_training_chapter_picks_and_prints_its_device(notebook: Path) -> None:
+    code = _code(notebook)
+    if not TRAINS.search(code):
+        pytest.skip(f"{notebook.name} trains nothing")
+    assert re.search(r"\bdevice\s*=\s*get_device\(\)", code), "device = get_device() missing"
+    assert code.count(DEVICE_PRINT) == 1, f"print the device once: {DEVICE_PRINT}"
+
+
+def test_the_device_line_is_sanitized_for_nbval() -> None:
+    config = (ROOT / "tests" / "nbval_sanitize.cfg").read_text(encoding="utf-8")
+    patterns = [ln.split(":", 1)[1].strip() for ln in config.splitlines() if ln.startswith("regex")]
+    assert any(re.search(p, "device: cuda:0") for p in patterns)
+    assert any(re.search(p, "device: cpu") for p in patterns)
