@@ -249,3 +249,34 @@ def test_padding_outputs_are_exact_zeros_and_cells_bit_exact(side: str, bidirect
     )
     _, (_, c_short) = masked_lstm(lstm, short, short_mask)
     assert torch.equal(c_n, c_short)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("masked_output", ["zero", "carry"])
+def test_lengths_with_initial_state_match_oracle(
+    bidirectional: bool, batch_first: bool, masked_output: str, oracle, close
+):
+    # With hx, right padding runs without compaction in one direction only; a backward
+    # direction falls back to compaction. Both must equal the per-sequence oracle.
+    torch.manual_seed(0)
+    model = MaskedLSTM(
+        3,
+        4,
+        2,
+        bidirectional=bidirectional,
+        batch_first=batch_first,
+        masked_output=masked_output,  # type: ignore[arg-type]
+    )
+    dirs = 2 if bidirectional else 1
+    lengths = torch.tensor([6, 0, 2, 5])
+    mask = torch.arange(6).unsqueeze(0) < lengths.unsqueeze(1)
+    x = torch.randn(4, 6, 3)
+    if not batch_first:
+        x, mask = x.transpose(0, 1), mask.t()
+    hx = (torch.randn(2 * dirs, 4, 4), torch.randn(2 * dirs, 4, 4))
+    out, (h_n, c_n) = model(x, lengths=lengths, hx=hx)
+    ref, (h_ref, c_ref) = oracle(model.lstm, x, mask, hx, masked_output)
+    close(out, ref)
+    close(h_n, h_ref)
+    close(c_n, c_ref)
