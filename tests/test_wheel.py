@@ -14,10 +14,10 @@ environment and outside this checkout:
 It also checks the wheel itself: the hard ``Requires-Dist`` is torch alone (the book's
 packages sit behind the ``book`` extra), and the version is ``lstm_zero_lib.__version__``.
 
-``test_core_import_adds_no_book_module`` (fast) checks the same import rule in this
-environment, where the book's packages are installed: ``import lstm_zero_lib`` may import
-only what ``import torch`` alone already imports (torch 2.13 itself imports numpy, and
-tqdm when it is installed).
+``test_core_import_adds_no_book_module`` (a fresh interpreter, no install) checks the
+same import rule in this environment, where the book's packages are installed:
+``import lstm_zero_lib`` may import only what ``import torch`` alone already imports
+(torch 2.13 itself imports numpy, and tqdm when it is installed).
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def _book_modules(names: list[str]) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: 5-25 s on a busy 2-core machine
 def test_core_import_adds_no_book_module():
     probe = json.loads(_run([sys.executable, "-c", IMPORT_PROBE], cwd=ROOT))
     assert probe["book"] == []
