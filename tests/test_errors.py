@@ -146,7 +146,8 @@ def test_mask_on_other_device_meta(says, m, x, mask):
         m(x, mask.to("meta"))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.cuda  # run by make test-gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_mask_on_other_device_cuda(says, m, x, mask):
     with pytest.raises(InputError, match=says("mask", "cuda")):
         m(x, mask.cuda())
