@@ -42,7 +42,8 @@ def conditions(meta: dict[str, object]) -> str:
     """One line saying how the numbers were measured."""
     return (
         f"{meta['device_name']} ({meta['device']}), torch {meta['torch']}, "
-        f"{meta['threads']} thread(s), {meta['repeats']} interleaved repeats per method; "
+        f"{meta['threads']} thread(s), {meta['repeats']} interleaved repeats per method, "
+        f"timed by {meta.get('clock', 'wall clock')}; "
         "each cell: median time / plain nn.LSTM time, (min-max over repeats)"
     )
 
@@ -105,6 +106,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "repeats": repeats,
         "cpu_count": __import__("os").cpu_count(),
+        "clock": rows[0]["clock"] if rows else "wall clock",
     }
     for row in rows:
         row["device"] = args.device

@@ -250,7 +250,9 @@ def time_config(
 
     Each row holds the config, ``mode`` ("forward" or "forward+backward"), the method,
     the median time in ms, and the median, min, max and quartiles over repeats of the
-    per-repeat ratio to ``nn.LSTM``.
+    per-repeat ratio to ``nn.LSTM``. Single-threaded CPU runs are timed with the thread's
+    CPU time (``time.thread_time``), so that other jobs on the machine do not add their
+    time slices to a measurement; anything else with the wall clock.
     """
     device = torch.device(device)
     lstm, x, mask = make_batch(config, device=device)
@@ -260,10 +262,16 @@ def time_config(
     order_rng = random.Random(seed)
     times: dict[str, list[float]] = {n: [] for n in names}
 
+    # Single-threaded on the CPU every op runs in this thread, so its CPU time measures the
+    # work without the time other jobs hold the core (on a busy machine that preemption,
+    # not the method, dominates wall-clock spread). Otherwise: wall clock.
+    single = device.type == "cpu" and torch.get_num_threads() == 1
+    clock = time.thread_time if single else time.perf_counter
+
     def once(name: str) -> float:
         lstm.zero_grad(set_to_none=True)
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         if backward:
             out, (h_n, c_n) = METHODS[name](lstm, x, mask)
             (out.sum() + h_n.sum() + c_n.sum()).backward()
@@ -271,7 +279,7 @@ def time_config(
             with torch.no_grad():
                 METHODS[name](lstm, x, mask)
         _sync(device)
-        return time.perf_counter() - start
+        return clock() - start
 
     for rep in range(warmup + repeats):
         shuffled = names[:]
@@ -299,6 +307,7 @@ def time_config(
                 "ratio_q3": ratios[(3 * len(ratios)) // 4],
                 "ratio_max": ratios[-1],
                 "repeats": repeats,
+                "clock": "thread CPU time" if single else "wall clock",
             }
         )
     return rows
