@@ -604,12 +604,17 @@ class MaskedLSTM(nn.Module):
         half (which reads time in reverse) repeats its output at the next valid step after
         ``t``. Where there is no such step, zeros.
 
-        Porting from Keras: ``"carry"`` matches a single Keras ``LSTM`` with masking (its
-        default ``zero_output_for_mask=False``), or a forward layer plus a separate
-        ``go_backwards=True`` layer. Keras' ``Bidirectional`` wrapper with
+        Porting from Keras: ``"carry"`` matches a single Keras ``LSTM`` with masking on its
+        generic path (its default ``zero_output_for_mask=False``), or a forward layer plus
+        a separate ``go_backwards=True`` layer (whose output sequence Keras returns
+        time-reversed: flip it to line up). Keras' ``Bidirectional`` wrapper with
         ``return_sequences=True`` sets ``zero_output_for_mask=True`` on both halves, so its
-        masked steps are zeros: port it with ``"zero"``. (Checked against the source of
-        ``keras/src/layers/rnn/bidirectional.py``, ``force_zero_output_for_mask``.)
+        masked steps are zeros: port it with ``"zero"``. So is a single Keras ``LSTM`` that
+        takes the TensorFlow backend's cuDNN path (a GPU and a strictly right-padded
+        mask): the cuDNN kernel writes zeros at masked outputs and Keras patches only the
+        last output. (Read in Keras' source, not run here:
+        ``keras/src/layers/rnn/bidirectional.py``, ``force_zero_output_for_mask``, and
+        ``keras/src/backend/tensorflow/rnn.py``, ``_cudnn_lstm``.)
 
     Attributes
     ----------
