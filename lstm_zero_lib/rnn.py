@@ -13,7 +13,11 @@ How it stays exact without a per-step Python loop
    step keeps ``c = 0`` and emits ``h = 0``, so leading masked steps leave the state at
    zero, and trailing ones hold ``c`` and emit zeros. Right and left padding (and a
    unidirectional right-padded run from a given ``hx``) therefore run on ``x`` as it is:
-   the output is already exact, with zeros at masked steps. ``c_n`` is the kernel's;
+   the output is already exact, with zeros at masked steps. Steps that no row uses
+   (past the longest row, or before it with left padding) are not run at all. A row with
+   no valid step starts from ``h = 0`` whatever ``h_0`` is, so a large user ``h_0``
+   cannot unsaturate its hold gates; its ``h_n``/``c_n`` are its initial state.
+   ``c_n`` is the kernel's;
    ``h`` is not held (the step emits 0), so ``h_n`` is read from the output at the last
    valid step the direction reads (right padding: forward direction; left padding:
    backward direction).
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-import weakref
 from collections.abc import Callable
 from typing import Literal
 
@@ -69,12 +72,6 @@ def _hold_weight(dtype: torch.dtype) -> float:
     return 1.0e4 if dtype == torch.float16 else 1.0e6
 
 
-# Verdicts of the margin check, per LSTM module, kept out of the user's module and dropped
-# with it. The key records each recurrent weight's identity and version counter, so an
-# in-place update (an optimiser step, ``weight.data.mul_``) forces a fresh check.
-_MARGIN_OK: weakref.WeakKeyDictionary[nn.LSTM, tuple[object, ...]] = weakref.WeakKeyDictionary()
-
-
 def _weights(lstm: nn.LSTM) -> list[Tensor]:
     """The module's own weight list, in kernel order: per layer and direction
     ``w_ih, w_hh[, b_ih, b_hh]`` (what ``nn.LSTM.forward`` hands the kernel; ``all_weights``
@@ -86,25 +83,26 @@ def _weights(lstm: nn.LSTM) -> list[Tensor]:
 def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
     """Refuse weights so large that the hold gates might not saturate exactly.
 
-    On a held step the gate pre-activation is ``+-big + W_hh h + b`` with ``|h| <= 1``, so
-    ``|W_hh|`` row sums plus ``|b|`` bound the perturbation; sigmoid is exactly 0 or 1 in
-    float32 once the pre-activation is past about -90 or +17. Any trained LSTM is far
-    inside this margin; an error beats a silently inexact answer. The verdict is cached
-    until a weight changes. ``Tensor._version`` is the only record PyTorch keeps of an
-    in-place change; re-checking every call costs a host read and several small ops.
+    On a held step the gate pre-activation is ``+-big + W_hh h + b``. The kernel only
+    reaches a held step with ``|h| <= 1`` (an LSTM output, or the 0 a held step emits):
+    rows with no valid step, the only ones that would start held from a user's ``h_0``,
+    run from ``h = 0`` instead (see :func:`_kernel_h0`). So ``|W_hh|`` row sums plus
+    ``|b|`` bound the perturbation; sigmoid is exactly 0 or 1 in float32 once the
+    pre-activation is past about -90 or +17. Any trained LSTM is far inside this margin;
+    an error beats a silently inexact answer.
+
+    Checked on every call: nothing cheap records every change to a weight
+    (``weight.data.mul_()`` leaves ``Tensor._version`` unchanged), and the check is a few
+    small reductions plus one host read.
     """
     flat = _weights(lstm)
-    key = (big, *map(id, flat), *(p._version for p in flat))
-    if _MARGIN_OK.get(lstm) == key:
-        return
     per = 4 if lstm.bias else 2
-    groups = [flat[i : i + per] for i in range(0, len(flat), per)]
     with torch.no_grad():
         bounds = []
-        for group in groups:
-            bound = group[1].abs().sum(dim=1)
+        for start in range(0, len(flat), per):
+            bound = flat[start + 1].abs().sum(dim=1)
             if lstm.bias:
-                bound = bound + (group[2] + group[3]).abs()
+                bound = bound + (flat[start + 2] + flat[start + 3]).abs()
             bounds.append(bound.max())
         worst = float(torch.stack(bounds).max())
     if not worst < big - 1000:
@@ -112,7 +110,17 @@ def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
             f"lstm: expected recurrent weights with max row sum |W_hh| + |b| < {big - 1000:g} "
             f"for exact masking, got {worst:g}"
         )
-    _MARGIN_OK[lstm] = key
+
+
+def _kernel_h0(h0: Tensor, lengths: Tensor) -> Tensor:
+    """``h_0`` for the kernel: 0 for rows with no valid step.
+
+    Such a row runs held steps only, and its state is the initial one whatever the kernel
+    does; starting it from ``h = 0`` keeps the hold gates saturated however large the
+    user's ``h_0`` (``nn.LSTM`` does not bound it), so its ``c`` stays ``c_0`` and its
+    outputs stay 0. Rows with a valid step start with that step.
+    """
+    return torch.where((lengths > 0).unsqueeze(1), h0, 0.0)
 
 
 @functools.lru_cache(maxsize=64)
@@ -182,6 +190,7 @@ def _block_forward(
     x: Tensor,
     masked: Tensor,
     lengths: Tensor,
+    longest: int,
     hx: State | None,
     left: bool,
     carry: bool,
@@ -189,11 +198,19 @@ def _block_forward(
     """Masks whose valid steps form one block at the end (``left``) or start of each row.
 
     ``masked`` (True = masked step) is laid out like ``x`` without the feature axis;
-    ``lengths`` is ``(B,)``.
+    ``lengths`` is ``(B,)``, ``longest`` its maximum (read on the host already).
     Valid from a zero initial state, or with ``hx`` for a unidirectional right-padded run.
     """
     batch_first = lstm.batch_first
     time_dim = 1 if batch_first else 0
+    full_steps = x.shape[time_dim]
+    full_skip = masked.unsqueeze(2)
+    if longest < full_steps:
+        # Steps that no row uses are held steps for every row: they leave c as it is and
+        # emit 0, so the kernel need not run them (packing's advantage, kept exactly).
+        start = full_steps - longest if left else 0
+        x = x.narrow(time_dim, start, longest)
+        masked = masked.narrow(time_dim, start, longest)
     steps = x.shape[time_dim]
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
@@ -223,10 +240,9 @@ def _block_forward(
         if hx is None:
             state = (zeros, zeros)
         else:
-            state = (
-                hx[0][layer * dirs : (layer + 1) * dirs],
-                hx[1][layer * dirs : (layer + 1) * dirs],
-            )
+            # Only a unidirectional right-padded run gets here with hx: one direction.
+            h0 = hx[0][layer]
+            state = (_kernel_h0(h0, lengths).unsqueeze(0), hx[1][layer : layer + 1])
         out, h_k, c_k = _fused_lstm(inp, state, params, lstm.bias, dirs == 2, batch_first)
         picked = _at_step(out, read, batch_first)
         if left:  # forward: the kernel's last step; backward: the first valid step
@@ -234,10 +250,14 @@ def _block_forward(
         else:
             h_fwd = picked[:, :hidden]
             if hx is not None:  # a row with no valid step keeps its own h_0
-                h_fwd = torch.where((lengths > 0).unsqueeze(1), h_fwd, state[0][0])
+                h_fwd = torch.where((lengths > 0).unsqueeze(1), h_fwd, h0)
             h_layer = [h_fwd, h_k[1]] if dirs == 2 else [h_fwd]
         h_n += h_layer
         c_n.append(c_k)
+    if steps < full_steps:
+        before, after = (full_steps - steps, 0) if left else (0, full_steps - steps)
+        out = F.pad(out, (0, 0, before, after) if batch_first else (0, 0, 0, 0, before, after))
+        skip = full_skip
     if carry and (dirs == 2 or not left):
         # Masked steps repeat the direction's nearest earlier output in its reading order:
         # after the block that is the output ``picked`` (0 for an empty row); the other
@@ -404,7 +424,7 @@ def _compacted_forward(
                 h0, c0 = (zeros[d], zeros[d]) if hx is None else (hx[0][k], hx[1][k])
                 seq = comp.gather(buffer, index, reverse=d == 1)
                 params = _layer_params(lstm, layer, hold, range(d, d + 1))
-                state = (h0.unsqueeze(0), c0.unsqueeze(0))
+                state = (_kernel_h0(h0, lengths).unsqueeze(0), c0.unsqueeze(0))
                 out, _, c_k = _fused_lstm(seq, state, params, lstm.bias, False)
                 # c is held exactly through padding; h is not, so read it at the last valid step.
                 h_n.append(comp.final_h(out, h0))
@@ -469,10 +489,10 @@ def _masked_forward(
         return _nothing_valid(lstm, x, hx)
     if not rises and (hx is None or not lstm.bidirectional):
         masked = ~(mask if lstm.batch_first else mask.t())
-        return _block_forward(lstm, x, masked, lengths, hx, left=False, carry=carry)
+        return _block_forward(lstm, x, masked, lengths, longest_n, hx, left=False, carry=carry)
     if not falls and hx is None:
         masked = ~(mask if lstm.batch_first else mask.t())
-        return _block_forward(lstm, x, masked, lengths, hx, left=True, carry=carry)
+        return _block_forward(lstm, x, masked, lengths, longest_n, hx, left=True, carry=carry)
     return _compacted_forward(lstm, x, mask, lengths, longest_n, hx, carry)
 
 
@@ -578,7 +598,7 @@ def _lengths_forward(
     else:
         masked = positions.unsqueeze(1) >= lengths
     if state is None or not lstm.bidirectional:
-        return _block_forward(lstm, x, masked, lengths, state, left=False, carry=carry)
+        return _block_forward(lstm, x, masked, lengths, longest, state, left=False, carry=carry)
     mask = ~(masked if batch_first else masked.t())
     return _compacted_forward(lstm, x, mask, lengths, longest, state, carry)
 
@@ -588,9 +608,10 @@ class MaskedLSTM(nn.Module):
 
     Masked steps are **skipped**: the state is carried across them unchanged, in both
     directions, whether they are right padding, left padding or gaps in the middle. The
-    result equals running ``nn.LSTM`` on each sequence's valid steps alone (float32,
-    to about 1e-6), including ``h_n``/``c_n`` and gradients; masked inputs get exactly
-    zero gradient and NaN/inf in them never reach any output.
+    result equals running ``nn.LSTM`` on each sequence's valid steps alone (float32:
+    to rounding, about 1e-6 relative to the outputs' scale), including ``h_n``/``c_n``
+    and gradients; masked inputs get exactly zero gradient and NaN/inf in them never reach
+    any output.
 
     Parameters
     ----------

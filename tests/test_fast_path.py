@@ -158,10 +158,10 @@ def test_constructor_refuses_a_module_that_contradicts_the_sizes():
         MaskedLSTM(3, 5, lstm=torch.nn.LSTM(3, 4, batch_first=True))
 
 
-# --------------------------------------------------------------------------- margin cache
+# --------------------------------------------------------------------------- margin check
 
 
-def test_margin_cache_stays_out_of_the_module_and_sees_in_place_updates():
+def test_margin_check_stays_out_of_the_module_and_sees_in_place_updates():
     lstm = torch.nn.LSTM(2, 3, batch_first=True)
     before = set(vars(lstm))
     x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
@@ -173,19 +173,94 @@ def test_margin_cache_stays_out_of_the_module_and_sees_in_place_updates():
         masked_lstm(lstm, x, mask)
 
 
-def test_margin_cache_does_not_keep_modules_alive():
+@pytest.mark.parametrize("how", ["mask", "lengths"])
+def test_margin_check_sees_writes_through_data(how: str):
+    # ``.data.mul_`` does not bump Tensor._version: a cache keyed on it would miss this.
+    lstm = torch.nn.LSTM(2, 3, batch_first=True)
+    x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    kwargs = {"mask": mask} if how == "mask" else {"mask": None, "lengths": mask.sum(1)}
+    masked_lstm(lstm, x, **kwargs)
+    lstm.weight_hh_l0.data.mul_(1e7)
+    with pytest.raises(MaskError, match="lstm: expected recurrent weights"):
+        masked_lstm(lstm, x, **kwargs)
+
+
+def test_margin_check_does_not_keep_modules_alive():
     import gc
     import weakref
-
-    from lstm_zero_lib import rnn
 
     lstm = torch.nn.LSTM(2, 3, batch_first=True)
     masked_lstm(lstm, torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]))
     ref = weakref.ref(lstm)
-    assert ref() in rnn._MARGIN_OK
     del lstm
     gc.collect()
     assert ref() is None
+
+
+# --------------------------------------------------------------------------- large h_0
+
+
+@pytest.mark.parametrize(
+    ("bidirectional", "rows"),
+    [(False, "right"), (False, "gaps"), (True, "right"), (False, "left")],
+)
+def test_empty_row_keeps_a_huge_initial_state_exactly(bidirectional: bool, rows: str):
+    # nn.LSTM does not bound h_0. |W_hh| row sums of 1000 pass the margin check (which
+    # assumes |h| <= 1); h_0 = -2000 would then unsaturate the hold gates of a row that
+    # starts held, and its c would drift. Such rows must keep (h_0, c_0) exactly.
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(2, 4, batch_first=True, bidirectional=bidirectional)
+    with torch.no_grad():
+        lstm.weight_hh_l0.fill_(250.0)
+    dirs = 2 if bidirectional else 1
+    x = torch.randn(3, 5, 2)
+    valid = {
+        "right": [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]],
+        "left": [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]],
+        "gaps": [[1, 0, 1, 0, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]],
+    }[rows]
+    mask = torch.tensor(valid, dtype=torch.bool)
+    h0 = torch.full((dirs, 3, 4), -2000.0)
+    c0 = torch.full((dirs, 3, 4), 0.7)
+    out, (h_n, c_n) = masked_lstm(lstm, x, mask, (h0, c0))
+    ref, (h_ref, c_ref) = reference_forward(lstm, x, mask, (h0, c0))
+    assert torch.equal(c_n[:, 2], c0[:, 2]) and torch.equal(h_n[:, 2], h0[:, 2])
+    assert torch.equal(out[2], torch.zeros_like(out[2]))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(c_n, c_ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(h_n, h_ref, atol=1e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------- short batches
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("masked_output", ["zero", "carry"])
+def test_steps_no_row_uses_are_not_run_and_results_are_unchanged(
+    side: str, bidirectional: bool, masked_output: str
+):
+    # Every row is shorter than T: the kernel runs only the longest row's span, and the
+    # result equals the oracle, with exact zeros (or carried values) on the cut steps.
+    lstm, x, _ = make_batch(
+        BenchConfig(batch=3, steps=9, features=2, hidden=4, layers=2, bidirectional=bidirectional)
+    )
+    lengths = torch.tensor([4, 2, 0])
+    pos = torch.arange(9)
+    mask = pos < lengths[:, None] if side == "right" else pos >= 9 - lengths[:, None]
+    x = x.masked_fill(~mask[..., None], torch.nan)
+    out, (h_n, c_n) = masked_lstm(lstm, x, mask, masked_output=masked_output)
+    ref, (h_ref, c_ref) = reference_forward(lstm, x, mask)
+    torch.testing.assert_close(out[mask], ref[mask], atol=1e-6, rtol=0)
+    torch.testing.assert_close(h_n, h_ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(c_n, c_ref, atol=1e-6, rtol=0)
+    # The same rows beside a full-length row (nothing cut): the same output everywhere.
+    full_x = torch.cat([x, torch.randn(1, 9, 2)])
+    full_mask = torch.cat([mask, torch.ones(1, 9, dtype=torch.bool)])
+    uncut, _ = masked_lstm(lstm, full_x, full_mask, masked_output=masked_output)
+    torch.testing.assert_close(out, uncut[:3], atol=1e-6, rtol=0)
+    if masked_output == "zero":
+        assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
 
 
 # --------------------------------------------------------------------------- module layout
