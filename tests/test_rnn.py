@@ -369,3 +369,23 @@ def test_nan_inf_in_masked_slots_never_leak(
         assert torch.isfinite(got).all()
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
     assert torch.all(results[1][3][~mask] == 0), "masked slots must get exactly zero gradient"
+
+
+# --------------------------------------------------------------------------- benchmark helpers
+
+
+def test_time_config_refuses_to_time_an_inexact_method(monkeypatch: pytest.MonkeyPatch):
+    from lstm_zero_lib.book import benchmark
+
+    monkeypatch.setitem(benchmark.METHODS, "MaskedLSTM", benchmark.METHODS["nn.LSTM"])
+    config = benchmark.BenchConfig(batch=3, steps=6, features=2, hidden=3)
+    with pytest.raises(AssertionError, match="MaskedLSTM differs from the oracle"):
+        benchmark.time_config(config, backward=False, repeats=1, warmup=0)
+
+
+def test_left_padded_bench_batch_has_the_right_padded_lengths_flipped():
+    from lstm_zero_lib.book.benchmark import BenchConfig, make_batch
+
+    _, _, right = make_batch(BenchConfig(batch=4, steps=8, features=2, hidden=3))
+    _, _, left = make_batch(BenchConfig(batch=4, steps=8, features=2, hidden=3, mask="left"))
+    assert torch.equal(left, right.flip(1)) and bool(left[0].all())

@@ -44,7 +44,8 @@ Runner = Callable[[nn.LSTM, Tensor, Tensor], tuple[Tensor, tuple[Tensor, Tensor]
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """One benchmark shape. ``mask`` is ``"right"`` (random lengths) or ``"gaps"``."""
+    """One benchmark shape. ``mask`` is ``"right"`` (random lengths), ``"left"`` (the same
+    lengths, padded at the start) or ``"gaps"``."""
 
     batch: int = 32
     steps: int = 100
@@ -98,11 +99,15 @@ def make_batch(
         lengths = torch.randint(config.steps // 2, config.steps + 1, (config.batch,), generator=gen)
         lengths[0] = config.steps
         mask = lengths_to_mask(lengths, max_len=config.steps)
+    elif config.mask == "left":
+        lengths = torch.randint(config.steps // 2, config.steps + 1, (config.batch,), generator=gen)
+        lengths[0] = config.steps
+        mask = lengths_to_mask(lengths, max_len=config.steps).flip(1)
     elif config.mask == "gaps":
         mask = torch.rand(config.batch, config.steps, generator=gen) >= 0.25
         mask[0] = True
     else:
-        raise ValueError(f"config.mask: expected 'right' or 'gaps', got {config.mask!r}")
+        raise ValueError(f"config.mask: expected 'right', 'left' or 'gaps', got {config.mask!r}")
     return lstm.to(device), x.to(device), mask.to(device)
 
 
@@ -252,9 +257,11 @@ def time_config(
     the median time in ms, and the median, min, max and quartiles over repeats of the
     per-repeat ratio to ``nn.LSTM``. Single-threaded CPU runs are timed with the thread's
     CPU time (``time.thread_time``), so that other jobs on the machine do not add their
-    time slices to a measurement; anything else with the wall clock.
+    time slices to a measurement; anything else with the wall clock. Every exact method is
+    first checked against the oracle (:func:`check_methods`): an inexact one is never timed.
     """
     device = torch.device(device)
+    check_methods(config, device=device)
     lstm, x, mask = make_batch(config, device=device)
     names = [n for n in (methods or METHODS) if _applicable(n, config)]
     if "nn.LSTM" not in names:
@@ -368,7 +375,7 @@ def run_suite(
     configs = list(configs)
     rows: list[dict[str, object]] = []
     jobs = [(c, b) for c in configs for b in (False, True)]
-    for config in configs:
+    for config in configs:  # fail before any timing, not half-way through
         check_methods(config, device=device)
     for config, backward in tqdm(jobs, desc="benchmark", disable=not progress):
         rows += time_config(config, backward=backward, repeats=repeats, device=device)
