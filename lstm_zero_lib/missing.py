@@ -350,8 +350,9 @@ class DecayLSTM(nn.Module):
     :func:`torch.where`, so NaN in invalid readings never reaches the LSTM or the
     gradients. As GRU-D does, the mask is also fed to the LSTM (``mask_channels=True``).
     GRU-D additionally decays the *hidden* state; that needs a per-step loop, so it is
-    left out here and the fused ``nn.LSTM`` kernel runs unchanged (Che et al. note that
-    the decay carries over from GRU to LSTM).
+    left out here and the fused ``nn.LSTM`` kernel runs unchanged. The input decay
+    itself acts on the inputs only, so it does not depend on the recurrent cell: here it
+    feeds an LSTM where GRU-D feeds a GRU.
 
     Parameters
     ----------
