@@ -9,6 +9,8 @@ range of those ratios.
 
 from __future__ import annotations
 
+import os
+import platform
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -236,6 +238,32 @@ def check_methods(
     return errors
 
 
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``.
+
+    Examples
+    --------
+    >>> isinstance(cpu_model(), str) and len(cpu_model()) > 0
+    True
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _load_average() -> float | None:
+    """1-minute load average, where the platform reports one."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -298,6 +326,8 @@ def time_config(
 
     rows = []
     base = times["nn.LSTM"]
+    # The conditions of the run, for the reader of a saved result: what else held the CPU.
+    conditions = {"cpu_model": cpu_model(), "load_average_1min": _load_average()}
     for name in names:
         ratios = sorted(t / b for t, b in zip(times[name], base, strict=True))
         ms = sorted(times[name])
@@ -315,6 +345,7 @@ def time_config(
                 "ratio_max": ratios[-1],
                 "repeats": repeats,
                 "clock": "thread CPU time" if single else "wall clock",
+                **conditions,
             }
         )
     return rows
