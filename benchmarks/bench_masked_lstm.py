@@ -15,12 +15,10 @@ import json
 import platform
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import torch
-from matplotlib.figure import Figure
 
 from lstm_zero_lib.book.benchmark import SUITE, TARGET_CONFIGS, markdown_table, run_suite
-from lstm_zero_lib.book.plotting import PALETTE, set_theme
+from lstm_zero_lib.book.plotting import plot_speed_ratios, set_theme
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,41 +44,6 @@ def conditions(meta: dict[str, object]) -> str:
         f"timed by {meta.get('clock', 'wall clock')}; "
         "each cell: median time / plain nn.LSTM time, (min-max over repeats)"
     )
-
-
-def plot(rows: list[dict[str, object]], title: str) -> Figure:
-    """MaskedLSTM's ratio per shape and mode with its min-max range, the goal, and pack."""
-    set_theme()
-    labels = list(dict.fromkeys(f"{r['mask']}: {r['label']}" for r in rows))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.32 * len(labels) + 1.5), sharey=True)
-    styles = {"MaskedLSTM": ("o", PALETTE[0]), "pack_padded_sequence": ("s", PALETTE[1])}
-    for ax, mode in zip(axes, ("forward", "forward+backward"), strict=True):
-        for name, (marker, colour) in styles.items():
-            picked = [r for r in rows if r["mode"] == mode and r["method"] == name]
-            ys = [labels.index(f"{r['mask']}: {r['label']}") for r in picked]
-            med = [float(r["ratio_median"]) for r in picked]  # type: ignore[arg-type]
-            low = [m - float(r["ratio_min"]) for m, r in zip(med, picked, strict=True)]  # type: ignore[arg-type]
-            high = [float(r["ratio_max"]) - m for m, r in zip(med, picked, strict=True)]  # type: ignore[arg-type]
-            ax.errorbar(med, ys, xerr=[low, high], fmt=marker, color=colour, label=name, capsize=2)
-        goals = [r for r in rows if r["mode"] == mode and r["method"] == "MaskedLSTM"]
-        ax.scatter(
-            [float(r["goal"]) for r in goals],  # type: ignore[arg-type]
-            [labels.index(f"{r['mask']}: {r['label']}") for r in goals],
-            marker="|",
-            s=150,
-            color="black",
-            label="goal (issue 13)",
-        )
-        ax.axvline(1.0, color="grey", lw=1)
-        ax.set_xscale("log")
-        ax.set_title(mode)
-        ax.set_xlabel("time / plain nn.LSTM time (log scale)")
-    axes[0].set_yticks(range(len(labels)), labels)
-    axes[0].invert_yaxis()
-    axes[1].legend(loc="lower right", fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 def main() -> None:
@@ -113,7 +76,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "bench_masked_lstm" + ("" if args.device == "cpu" else "_" + args.device.split(":")[0])
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
-    fig = plot(rows, f"Exact masking vs plain nn.LSTM ({device_name}, torch {torch.__version__})")
+    set_theme()
+    fig = plot_speed_ratios(
+        rows,
+        ["MaskedLSTM", "pack_padded_sequence"],
+        goals=True,
+        title=f"Exact masking vs plain nn.LSTM ({device_name}, torch {torch.__version__})",
+    )
     fig.savefig(args.out / f"{stem}.png", bbox_inches="tight")
     print(f"Measured on {conditions(meta)}.\n")
     print(markdown_table(rows))

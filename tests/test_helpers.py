@@ -83,25 +83,28 @@ def test_finish_refuses_a_figure_without_axis_labels():
     plt.close(fig)
 
 
-def test_plot_speed_ratios_draws_one_bar_per_method_and_shape():
+def test_plot_speed_ratios_draws_one_point_per_measured_method_and_shape():
     rows = [
         {
+            "mask": "right",
             "label": f"shape {s}",
             "mode": m,
             "method": k,
             "ratio_median": r,
-            "ratio_q1": r * 0.9,
-            "ratio_q3": r * 1.1,
+            "ratio_min": r * 0.9,
+            "ratio_max": r * 1.1,
+            "goal": 1.1,
         }
         for s in (1, 2)
         for m in ("forward", "forward+backward")
         for k, r in (("nn.LSTM", 1.0), ("MaskedLSTM", 1.2), ("step loop", 3.0))
     ]
-    fig = plot_speed_ratios(rows)
+    fig = plot_speed_ratios(rows, ["MaskedLSTM", "step loop"], goals=True)
     assert len(fig.axes) == 2
     for ax in fig.axes:
-        widths = sorted(round(p.get_width(), 3) for p in ax.patches)
-        assert widths == [1.2, 1.2, 3.0, 3.0]  # nn.LSTM itself is the reference line
+        medians = [list(bars.lines[0].get_xdata()) for bars in ax.containers]
+        assert medians == [[1.2, 1.2], [3.0, 3.0]]  # nn.LSTM itself is the reference line
+        assert ax.get_xscale() == "log" and ax.get_xlabel() and ax.get_ylabel()
     plt.close(fig)
 
 

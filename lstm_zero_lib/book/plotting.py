@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from ..errors import InputError
 
@@ -81,69 +82,70 @@ def _number(row: Mapping[str, object], key: str, default: float | None = None) -
     return float(value)
 
 
-def plot_speed_ratios(rows: Sequence[Mapping[str, object]]) -> Figure:
-    """Benchmark figure: time relative to plain ``nn.LSTM`` per shape, method and mode.
+def plot_speed_ratios(
+    rows: Sequence[Mapping[str, object]],
+    methods: Sequence[str] = ("MaskedLSTM", "pack_padded_sequence", "step loop"),
+    *,
+    goals: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Benchmark figure: time relative to plain ``nn.LSTM`` per mask, shape, method and mode.
 
-    ``rows`` are :func:`lstm_zero_lib.book.benchmark.time_config` results. One panel per mode
-    (forward, forward+backward); the black line is plain ``nn.LSTM`` (1x), the dashed line
-    the 1.3x goal; whiskers span the middle half (quartiles) of the per-repeat ratios.
+    ``rows`` are :func:`lstm_zero_lib.book.benchmark.time_config` results (keys ``mask``,
+    ``label``, ``mode``, ``method``, ``ratio_median``, ``ratio_min``, ``ratio_max`` and,
+    with ``goals=True``, ``goal``). One panel per mode (forward, forward+backward) on a log
+    scale: a point per measured (method, mask, shape) at its median ratio, with a bar over
+    its min-max range; the line at 1 is plain ``nn.LSTM``. A method has no point where it
+    was not measured (``pack_padded_sequence`` cannot express gaps). ``goals=True`` marks
+    MaskedLSTM's target with a black tick.
 
     Examples
     --------
     >>> rows = [
-    ...     {"label": "B32 T10", "mode": m, "method": k, "ratio_median": r,
-    ...      "ratio_q1": r, "ratio_q3": r}
+    ...     {"mask": "right", "label": "B32 T10", "mode": m, "method": k,
+    ...      "ratio_median": r, "ratio_min": r * 0.9, "ratio_max": r * 1.1}
     ...     for m in ("forward", "forward+backward")
     ...     for k, r in (("nn.LSTM", 1.0), ("MaskedLSTM", 1.2))
     ... ]
-    >>> fig = plot_speed_ratios(rows)
+    >>> fig = plot_speed_ratios(rows, ["MaskedLSTM"])
     >>> [ax.get_xlabel() for ax in fig.axes]
-    ['time / plain nn.LSTM time', 'time / plain nn.LSTM time']
+    ['time / plain nn.LSTM time (log scale)', 'time / plain nn.LSTM time (log scale)']
     >>> plt.close(fig)
     """
-    data = [r for r in rows if r["method"] != "nn.LSTM"]
-    modes = list(dict.fromkeys(str(r["mode"]) for r in data))
-    methods = list(dict.fromkeys(str(r["method"]) for r in data))
-    labels = list(dict.fromkeys(str(r["label"]) for r in data))
-    height = 0.8 / max(len(methods), 1)
-    fig, axes = plt.subplots(
-        1,
-        len(modes),
-        figsize=(5.0 * len(modes), 0.3 * len(labels) * len(methods) + 1.5),
-        sharey=True,
-        squeeze=False,
-        layout="constrained",
-    )
-    for ax, mode in zip(axes[0], modes, strict=True):
+    labels = list(dict.fromkeys(f"{r['mask']}: {r['label']}" for r in rows))
+    fig, axes = new_figure(2, width=11.0, height=0.32 * len(labels) + 1.5)
+    for ax, mode in zip(axes, ("forward", "forward+backward"), strict=True):
         for k, method in enumerate(methods):
-            part = {r["label"]: r for r in data if r["mode"] == mode and r["method"] == method}
-            ys = [i - 0.4 + height * (k + 0.5) for i, label in enumerate(labels) if label in part]
-            picked = [part[label] for label in labels if label in part]
+            picked = [r for r in rows if r["mode"] == mode and r["method"] == method]
+            ys = [labels.index(f"{r['mask']}: {r['label']}") + 0.2 * (k - 1) for r in picked]
             med = [_number(r, "ratio_median") for r in picked]
-            err = [
-                [m - _number(r, "ratio_q1", m) for m, r in zip(med, picked, strict=True)],
-                [_number(r, "ratio_q3", m) - m for m, r in zip(med, picked, strict=True)],
-            ]
-            ax.barh(
-                ys,
-                med,
-                height=height,
-                xerr=err,
-                color=PALETTE[k],
-                label=method,
-                error_kw={"elinewidth": 1, "capsize": 2},
+            low = [m - _number(r, "ratio_min") for m, r in zip(med, picked, strict=True)]
+            high = [_number(r, "ratio_max") - m for m, r in zip(med, picked, strict=True)]
+            ax.errorbar(
+                med, ys, xerr=[low, high], fmt="o", color=PALETTE[k], label=method, capsize=2
+            )
+        if goals:
+            targets = [r for r in rows if r["mode"] == mode and r["method"] == "MaskedLSTM"]
+            ax.scatter(
+                [_number(r, "goal") for r in targets],
+                [labels.index(f"{r['mask']}: {r['label']}") for r in targets],
+                marker="|",
+                s=150,
+                color="black",
+                label="goal",
             )
         ax.axvline(1.0, color="black", lw=1)
-        ax.axvline(1.3, color="grey", lw=1, ls="--")
+        ax.set_xscale("log")
+        # Plain numbers on the log axis (1, 2, 5, ...), no overlapping minor labels.
+        low_x, high_x = ax.get_xlim()
+        ax.set_xticks([t for t in (1, 1.5, 2, 3, 5, 10, 20, 50, 100) if low_x <= t <= high_x])
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_yticks(range(len(labels)), labels)
-        ax.set_xlim(left=0)
-        finish(
-            ax,
-            xlabel="time / plain nn.LSTM time",
-            ylabel="shape" if ax is axes[0][0] else " ",
-            title=mode,
-        )
-    axes[0][0].invert_yaxis()  # shared y axis: first shape and method on top
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=len(methods), frameon=False)
+        ax.invert_yaxis()  # first shape on top
+        finish(ax, xlabel="time / plain nn.LSTM time (log scale)", ylabel="mask: shape", title=mode)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(handles), frameon=False)
+    if title:
+        fig.suptitle(title)
     return fig
