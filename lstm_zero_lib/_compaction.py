@@ -1,0 +1,122 @@
+"""Compaction: each sequence's valid steps gathered, in order, to the front of the batch.
+
+Index maps between a batch's time positions and its compacted valid steps, used by the
+masked recurrent layers where a mask has gaps. Nothing here knows a cell's gates: the maps
+are flat row indices for ``index_select``, the same for every recurrent layer.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["Compaction", "scatter_back", "with_padding_row"]
+
+
+def with_padding_row(values: Tensor) -> Tensor:
+    """``(N, C)`` rows plus a padding channel (0), then one extra row: zeros with channel 1.
+
+    Gathering rows of this buffer with ``index_select`` builds a layer's input in one pass:
+    valid steps pick their row, skipped steps pick the last row. No arithmetic touches
+    skipped values, so NaN/inf there cannot leak and get exactly zero gradient.
+    """
+    rows, channels = values.shape
+    buffer = F.pad(values, (0, 1, 0, 1))  # one allocation, one copy
+    buffer[rows, channels] = 1
+    return buffer
+
+
+class Compaction:
+    """Index maps between a batch's time positions and its compacted valid steps.
+
+    Slot ``k`` of sequence ``b`` in the compacted layout holds that sequence's ``k``-th
+    valid step; slots past its length are padding. The compacted layout is time-major
+    (row ``k * B + b``), the kernel's native layout, so it runs without transposes. All
+    maps are flat row indices for ``index_select``; nothing here depends on the cell type.
+    """
+
+    def __init__(self, mask: Tensor, lengths: Tensor, longest: int, x_batch_first: bool) -> None:
+        batch, steps = mask.shape  # mask is (B, T) whatever x's layout
+        device = mask.device
+        self.batch, self.longest = batch, longest
+        self.lengths = lengths
+        # A stable sort puts each row's valid steps first, keeping their order.
+        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :longest]
+        pos = torch.arange(longest, device=device).unsqueeze(0)
+        valid = pos < self.lengths.unsqueeze(1)
+        row = torch.arange(batch, device=device).unsqueeze(1)
+        # Layer 0 reads x's rows (padding row B * T); later layers read the compacted
+        # output of the layer below (padding row B * T_valid). Both (T_valid, B).
+        x_row = row * steps + order if x_batch_first else order * batch + row
+        self.from_x = torch.where(valid, x_row, batch * steps).t()
+        self.last = (self.lengths - 1).clamp(min=0) * batch + row.squeeze(1)
+        self._pos, self._valid, self._row = pos, valid, row
+
+    # The maps below are built on first use only: short sequences pay for every small op.
+
+    @functools.cached_property
+    def from_compact(self) -> Tensor:
+        """Rows of a compacted layer output, padding slots -> the extra padding row."""
+        pos, row = self._pos, self._row
+        padding = self.batch * self.longest
+        return torch.where(self._valid, pos * self.batch + row, padding).t()
+
+    @functools.cached_property
+    def reverse(self) -> Tensor:
+        """Each row's valid slots reversed (for the backward direction); padding stays put."""
+        pos = self._pos
+        return torch.where(self._valid, self.lengths.unsqueeze(1) - 1 - pos, pos).t()
+
+    @functools.cached_property
+    def reverse_flat(self) -> Tensor:
+        """:attr:`reverse` as flat row indices of the compacted layout."""
+        return (self.reverse * self.batch + self._row.t()).reshape(-1)
+
+    def gather(self, buffer: Tensor, index: Tensor, reverse: bool) -> Tensor:
+        """Rows of ``buffer`` in compacted (optionally reversed) order, ``(T_valid, B, C)``."""
+        if reverse:
+            index = index.gather(0, self.reverse)
+        return buffer.index_select(0, index.reshape(-1)).view(self.longest, self.batch, -1)
+
+    def unreverse(self, out: Tensor) -> Tensor:
+        """Undo :meth:`gather`'s reversal of a ``(T_valid, B, C)`` output, as rows."""
+        return out.reshape(self.longest * self.batch, -1).index_select(0, self.reverse_flat)
+
+    def final_h(self, out: Tensor, h0: Tensor) -> Tensor:
+        """Output at each row's last valid step, or ``h0`` for rows with none."""
+        picked = out.reshape(self.longest * self.batch, -1).index_select(0, self.last)
+        return torch.where((self.lengths > 0).unsqueeze(1), picked, h0)
+
+
+def scatter_back(
+    rows: Tensor, mask: Tensor, carry: bool, half: int | None, batch_first: bool
+) -> Tensor:
+    """Map compacted output rows (``k * B + b``) back to the mask's time positions.
+
+    ``mask`` is ``(B, T)``; the result is laid out like the caller's ``x``.
+    """
+    batch, steps = mask.shape
+    channels = rows.shape[1]
+    empty = rows.shape[0]
+    rows = F.pad(rows, (0, 0, 0, 1))  # one more row: zeros
+    upto = mask.cumsum(dim=1)  # valid steps seen up to and including t
+    seq = torch.arange(batch, device=mask.device).unsqueeze(1)
+    shape = (batch, steps, channels) if batch_first else (steps, batch, channels)
+
+    def pick(values: Tensor, found: Tensor, slot: Tensor) -> Tensor:
+        index = torch.where(found, slot * batch + seq, empty)
+        index = index if batch_first else index.t()
+        return values.index_select(0, index.reshape(-1))
+
+    if not carry:
+        return pick(rows, mask, upto - 1).view(shape)
+    # Forward direction: the last valid step at or before t. Backward: the first at or after t.
+    if not half:
+        return pick(rows, upto > 0, upto - 1).view(shape)
+    before = upto - mask.long()
+    forward = pick(rows[:, :half], upto > 0, upto - 1)
+    backward = pick(rows[:, half:], before < upto[:, -1:], before)
+    return torch.cat([forward, backward], dim=1).view(shape)
