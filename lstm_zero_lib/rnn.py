@@ -154,10 +154,9 @@ def _fused_lstm_call(
     params: list[Tensor],
     has_bias: bool,
     bidirectional: bool,
-    batch_first: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One single-layer call of the kernel behind ``nn.LSTM``."""
-    args = (inp, hx, params, has_bias, 1, 0.0, False, bidirectional, batch_first)
+    """One single-layer, time-major call of the kernel behind ``nn.LSTM``."""
+    args = (inp, hx, params, has_bias, 1, 0.0, False, bidirectional, False)
     if not inp.is_cuda:
         out: tuple[Tensor, Tensor, Tensor] = torch._VF.lstm(*args)
         return out
@@ -178,12 +177,9 @@ _fused_lstm: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disab
 # --------------------------------------------------------------------------- one block
 
 
-def _at_step(out: Tensor, step: Tensor, batch_first: bool) -> Tensor:
-    """``out`` at time ``step[b]`` for each row ``b``: ``(B, C)``."""
-    width = out.shape[2]
-    if batch_first:
-        return out.gather(1, step.view(-1, 1, 1).expand(-1, 1, width)).squeeze(1)
-    return out.gather(0, step.view(1, -1, 1).expand(1, -1, width)).squeeze(0)
+def _at_step(out: Tensor, step: Tensor) -> Tensor:
+    """Time-major ``out`` at time ``step[b]`` for each row ``b``: ``(B, C)``."""
+    return out.gather(0, step.view(1, -1, 1).expand(1, -1, out.shape[2])).squeeze(0)
 
 
 def _block_forward(
@@ -198,40 +194,41 @@ def _block_forward(
 ) -> tuple[Tensor, State]:
     """Masks whose valid steps form one block at the end (``left``) or start of each row.
 
-    ``masked`` (True = masked step) is laid out like ``x`` without the feature axis;
-    ``lengths`` is ``(B,)``, ``longest`` its maximum (read on the host already).
+    ``masked`` (True = masked step) is ``(B, T)`` whatever ``x``'s layout; ``lengths`` is
+    ``(B,)``, ``longest`` its maximum (read on the host already).
     Valid from a zero initial state, or with ``hx`` for a unidirectional right-padded run.
     """
-    batch_first = lstm.batch_first
-    time_dim = 1 if batch_first else 0
-    full_steps = x.shape[time_dim]
-    full_skip = masked.unsqueeze(2)
+    # Time-major inside, the kernel's own layout: the input is built in one pass that also
+    # transposes, and the kernel need not copy it again (nn.LSTM's batch_first does).
+    xt = x.transpose(0, 1) if lstm.batch_first else x
+    skip = masked.t().unsqueeze(2)  # (T, B, 1)
+    full_steps = xt.shape[0]
+    full_skip = skip
     if longest < full_steps:
         # Steps that no row uses are held steps for every row: they leave c as it is and
         # emit 0, so the kernel need not run them (packing's advantage, kept exactly).
         start = full_steps - longest if left else 0
-        x = x.narrow(time_dim, start, longest)
-        masked = masked.narrow(time_dim, start, longest)
-    steps = x.shape[time_dim]
+        xt = xt.narrow(0, start, longest)
+        skip = skip.narrow(0, start, longest)
+    steps = xt.shape[0]
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
     big = _hold_weight(x.dtype)
     _check_hold_margin(lstm, big)
     hold = _hold_column(hidden, big, x.dtype, x.device)
-    skip = masked.unsqueeze(2)
     channel = skip.to(x.dtype)
     # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
     # and they get exactly zero gradient.
-    inp = torch.cat([x.masked_fill(skip, 0.0), channel], dim=2)
+    inp = torch.cat([torch.where(skip, 0.0, xt), channel], dim=2)
     # The step whose output is h_n: right padding, forward direction (backward ends at
     # t = 0, where the kernel stops); left padding, backward direction. A row with no valid
     # step picks a masked step, whose output is exactly 0 = its initial h (zero start).
     read = (steps - lengths).clamp(max=steps - 1) if left else (lengths - 1).clamp(min=0)
     if hx is None:
-        zeros = x.new_zeros(dirs, x.shape[1 - time_dim], hidden)
+        zeros = x.new_zeros(dirs, xt.shape[1], hidden)
     h_n: list[Tensor] = []
     c_n: list[Tensor] = []
-    out = x
+    out = xt
     for layer in range(lstm.num_layers):
         if layer:
             if lstm.dropout and lstm.training:
@@ -244,8 +241,8 @@ def _block_forward(
             # Only a unidirectional right-padded run gets here with hx: one direction.
             h0 = hx[0][layer]
             state = (_kernel_h0(h0, lengths).unsqueeze(0), hx[1][layer : layer + 1])
-        out, h_k, c_k = _fused_lstm(inp, state, params, lstm.bias, dirs == 2, batch_first)
-        picked = _at_step(out, read, batch_first)
+        out, h_k, c_k = _fused_lstm(inp, state, params, lstm.bias, dirs == 2)
+        picked = _at_step(out, read)
         if left:  # forward: the kernel's last step; backward: the first valid step
             h_layer = [h_k[0], picked[:, hidden:]] if dirs == 2 else [h_k[0]]
         else:
@@ -257,7 +254,7 @@ def _block_forward(
         c_n.append(c_k)
     if steps < full_steps:
         before, after = (full_steps - steps, 0) if left else (0, full_steps - steps)
-        out = F.pad(out, (0, 0, before, after) if batch_first else (0, 0, 0, 0, before, after))
+        out = F.pad(out, (0, 0, 0, 0, before, after))
         skip = full_skip
     if carry and (dirs == 2 or not left):
         # Masked steps repeat the direction's nearest earlier output in its reading order:
@@ -270,7 +267,9 @@ def _block_forward(
             fill = torch.cat([other, picked[:, hidden:]], dim=1)
         else:
             fill = torch.cat([picked[:, :hidden], other], dim=1)
-        out = torch.where(skip, fill.unsqueeze(time_dim), out)
+        out = torch.where(skip, fill.unsqueeze(0), out)
+    if lstm.batch_first:
+        out = out.transpose(0, 1)  # a view, as nn.LSTM returns with batch_first
     if len(h_n) == 1:  # one layer and direction: views, not copies
         return out, (h_n[0].unsqueeze(0), c_n[0])
     return out, (torch.stack(h_n), torch.cat(c_n))
@@ -383,11 +382,9 @@ def _masked_forward(
     if longest_n == 0:
         return _nothing_valid(lstm, x, hx)
     if not rises and (hx is None or not lstm.bidirectional):
-        masked = ~(mask if lstm.batch_first else mask.t())
-        return _block_forward(lstm, x, masked, lengths, longest_n, hx, left=False, carry=carry)
+        return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=False, carry=carry)
     if not falls and hx is None:
-        masked = ~(mask if lstm.batch_first else mask.t())
-        return _block_forward(lstm, x, masked, lengths, longest_n, hx, left=True, carry=carry)
+        return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=True, carry=carry)
     return _compacted_forward(lstm, x, mask, lengths, longest_n, hx, carry)
 
 
@@ -487,15 +484,10 @@ def _lengths_forward(
         return _plain(lstm, x, state)  # nothing is masked: the plain kernel is already exact
     if longest == 0:
         return _nothing_valid(lstm, x, state)
-    positions = torch.arange(steps, device=x.device)
-    if batch_first:
-        masked = positions >= lengths.unsqueeze(1)
-    else:
-        masked = positions.unsqueeze(1) >= lengths
+    masked = torch.arange(steps, device=x.device) >= lengths.unsqueeze(1)  # (B, T)
     if state is None or not lstm.bidirectional:
         return _block_forward(lstm, x, masked, lengths, longest, state, left=False, carry=carry)
-    mask = ~(masked if batch_first else masked.t())
-    return _compacted_forward(lstm, x, mask, lengths, longest, state, carry)
+    return _compacted_forward(lstm, x, ~masked, lengths, longest, state, carry)
 
 
 class MaskedLSTM(nn.Module):
