@@ -92,31 +92,43 @@ class Compaction:
 
 
 def scatter_back(
-    rows: Tensor, mask: Tensor, carry: bool, half: int | None, batch_first: bool
+    rows: Tensor,
+    mask: Tensor,
+    carry: bool,
+    half: int | None,
+    batch_first: bool,
+    zero_row: Tensor | None = None,
 ) -> Tensor:
     """Map compacted output rows (``k * B + b``) back to the mask's time positions.
 
-    ``mask`` is ``(B, T)``; the result is laid out like the caller's ``x``.
+    ``mask`` is ``(B, T)``; the result is laid out like the caller's ``x`` (batch-first:
+    a transposed view of a time-major tensor, as ``nn.LSTM`` returns it). Positions with
+    no output take row ``zero_row`` of ``rows``, which must hold zeros; without one, a row
+    of zeros is appended (a copy of ``rows``).
     """
     batch, steps = mask.shape
     channels = rows.shape[1]
-    empty = rows.shape[0]
-    rows = F.pad(rows, (0, 0, 0, 1))  # one more row: zeros
+    if zero_row is None:
+        zero_row = torch.tensor(rows.shape[0], device=rows.device)
+        rows = F.pad(rows, (0, 0, 0, 1))  # one more row: zeros
     upto = mask.cumsum(dim=1)  # valid steps seen up to and including t
     seq = torch.arange(batch, device=mask.device).unsqueeze(1)
-    shape = (batch, steps, channels) if batch_first else (steps, batch, channels)
 
     def pick(values: Tensor, found: Tensor, slot: Tensor) -> Tensor:
-        index = torch.where(found, slot * batch + seq, empty)
-        index = index if batch_first else index.t()
+        # Time-major order: neighbouring output rows read neighbouring compacted rows.
+        index = torch.where(found, slot * batch + seq, zero_row).t()
         return values.index_select(0, index.reshape(-1))
 
     if not carry:
-        return pick(rows, mask, upto - 1).view(shape)
-    # Forward direction: the last valid step at or before t. Backward: the first at or after t.
-    if not half:
-        return pick(rows, upto > 0, upto - 1).view(shape)
-    before = upto - mask.long()
-    forward = pick(rows[:, :half], upto > 0, upto - 1)
-    backward = pick(rows[:, half:], before < upto[:, -1:], before)
-    return torch.cat([forward, backward], dim=1).view(shape)
+        out = pick(rows, mask, upto - 1)
+    elif not half:
+        out = pick(rows, upto > 0, upto - 1)
+    else:
+        # Forward direction: the last valid step at or before t. Backward: the first at or
+        # after t.
+        before = upto - mask.long()
+        forward = pick(rows[:, :half], upto > 0, upto - 1)
+        backward = pick(rows[:, half:], before < upto[:, -1:], before)
+        out = torch.cat([forward, backward], dim=1)
+    out = out.view(steps, batch, channels)
+    return out.transpose(0, 1) if batch_first else out

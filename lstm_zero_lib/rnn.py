@@ -286,8 +286,12 @@ def _compacted_forward(
     longest: int,
     hx: State | None,
     carry: bool,
+    shortest: int,
 ) -> tuple[Tensor, State]:
-    """Any mask, any initial state: run on compacted valid steps; ``mask`` is ``(B, T)``."""
+    """Any mask, any initial state: run on compacted valid steps; ``mask`` is ``(B, T)``.
+
+    ``shortest``/``longest``: the least and most valid steps of a row (read on the host).
+    """
     batch, steps = mask.shape
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
@@ -331,7 +335,13 @@ def _compacted_forward(
             buffer, index = with_padding_row(layer_out), comp.from_compact
 
     half = hidden if dirs == 2 else None
-    output = scatter_back(layer_out, mask, carry, half, lstm.batch_first)
+    zero_row = None
+    if shortest < longest:
+        # A slot past a row's valid steps is a held step: its output is exactly 0 in both
+        # directions (the output gate is shut), so masked positions can read it instead
+        # of a zero row appended by copying the whole output.
+        zero_row = (longest - 1) * batch + torch.argmin(lengths)
+    output = scatter_back(layer_out, mask, carry, half, lstm.batch_first, zero_row)
     return output, (torch.stack(h_n), torch.stack(c_n))
 
 
@@ -385,7 +395,7 @@ def _masked_forward(
         return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=False, carry=carry)
     if not falls and hx is None:
         return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=True, carry=carry)
-    return _compacted_forward(lstm, x, mask, lengths, longest_n, hx, carry)
+    return _compacted_forward(lstm, x, mask, lengths, longest_n, hx, carry, shortest_n)
 
 
 def masked_lstm(
@@ -487,7 +497,7 @@ def _lengths_forward(
     masked = torch.arange(steps, device=x.device) >= lengths.unsqueeze(1)  # (B, T)
     if state is None or not lstm.bidirectional:
         return _block_forward(lstm, x, masked, lengths, longest, state, left=False, carry=carry)
-    return _compacted_forward(lstm, x, ~masked, lengths, longest, state, carry)
+    return _compacted_forward(lstm, x, ~masked, lengths, longest, state, carry, shortest)
 
 
 class MaskedLSTM(nn.Module):
