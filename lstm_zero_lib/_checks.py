@@ -28,8 +28,10 @@ def exporting() -> bool:
     shapes do not depend on the data.
     """
     # The TorchScript-based ONNX exporter traces, so is_tracing covers it (and costs a
-    # tenth of torch.onnx.is_in_onnx_export, on every eager call).
-    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+    # tenth of torch.onnx.is_in_onnx_export, on every eager call). torch.jit.is_tracing,
+    # not torch._C._is_tracing: torch.compile knows it is False. (It has no type hints.)
+    tracing: bool = torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
+    return torch.compiler.is_exporting() or tracing
 
 
 def shape_str(shape: Sequence[int]) -> str:

@@ -132,12 +132,12 @@ def _kernel_h0(h0: Tensor, lengths: Tensor) -> Tensor:
 @functools.lru_cache(maxsize=64)
 def _hold_column(hidden: int, big: float, dtype: torch.dtype, device: torch.device) -> Tensor:
     """The fixed ``(4H, 1)`` weight of the padding channel (gates i, f, g, o)."""
+    # Input gate -> exactly 0, forget gate -> exactly 1, output gate -> exactly 0 (a held
+    # step emits h = 0). Built without in-place writes: an ONNX export then folds it, and
+    # the weights it joins, into constants.
+    per_gate = torch.tensor([-big, big, 0.0, -big], dtype=dtype, device=device)
     with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
-        hold = torch.zeros(4 * hidden, 1, dtype=dtype, device=device)
-        hold[:hidden] = -big  # input gate -> exactly 0
-        hold[hidden : 2 * hidden] = big  # forget gate -> exactly 1
-        hold[3 * hidden :] = -big  # output gate -> exactly 0: a held step emits h = 0
-    return hold
+        return per_gate.repeat_interleave(hidden).unsqueeze(1)
 
 
 def _checked_hold(lstm: nn.LSTM, x: Tensor) -> Tensor:
@@ -584,6 +584,16 @@ class MaskedLSTM(nn.Module):
     masks with gaps are compacted first, and then the cost tracks the longest *valid*
     length rather than ``T``. An empty batch ``(B, 0, F)`` gives an empty output and the
     initial state.
+
+    **Exporting.** While ``torch.export``, an ONNX exporter or ``torch.jit.trace`` records
+    the module, it takes one path, exact for every mask, that reads nothing on the host:
+    the recorded graph is right for masks, batch sizes and lengths it was not recorded
+    with. ``torch.onnx.export(model, (x, mask), f, dynamic_axes=..., dynamo=False)`` maps
+    the kernel to ONNX's ``LSTM`` op with a dynamic batch and length; ``torch.export`` (and
+    the dynamo-based ONNX exporter) keep the batch dynamic and fix the length, as for
+    ``nn.LSTM``. An exported graph does not validate values: a nonzero mask value counts as
+    valid, and the check that the recurrent weights leave the hold gates saturated runs on
+    eager calls only (run the model eagerly once before exporting it).
 
     Examples
     --------
