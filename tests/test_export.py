@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -171,23 +172,20 @@ def test_export_path_gradients_equal_the_oracle(pattern_mask, make_x, oracle, cl
 # --------------------------------------------------------------------------------- ONNX
 
 
-def onnx_export(model: MaskedLSTM) -> bytes:
+def onnx_export(model: MaskedLSTM, hx: tuple[Tensor, Tensor] | None = None) -> bytes:
     """The standard call with the TorchScript-based exporter, batch and time dynamic."""
     f = io.BytesIO()
     batch_time = {0: "batch", 1: "time"}
+    batch = {1: "batch"}
+    states = {} if hx is None else {"h_0": batch, "c_0": batch}
     torch.onnx.export(
         model,
-        example(model),
+        example(model) if hx is None else (*example(model), {"hx": hx}),
         f,
-        input_names=["x", "mask"],
+        input_names=["x", "mask", *states],
         output_names=["output", "h_n", "c_n"],
-        dynamic_axes={
-            "x": batch_time,
-            "mask": batch_time,
-            "output": batch_time,
-            "h_n": {1: "batch"},
-            "c_n": {1: "batch"},
-        },
+        dynamic_axes={"x": batch_time, "mask": batch_time, **states}
+        | {"output": batch_time, "h_n": batch, "c_n": batch},
         dynamo=False,
     )
     return f.getvalue()
@@ -202,6 +200,9 @@ def test_onnx_runtime_equals_eager_on_unseen_masks(
     graph = onnx.load_from_string(proto).graph
     # The recurrence is ONNX's own LSTM op, one per layer (both directions in one op).
     assert [n.op_type for n in graph.node].count("LSTM") == layers
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+            for i in graph.input}  # fmt: skip
+    assert dims == {"x": ["batch", "time", FEATURES], "mask": ["batch", "time"]}
     session = ort.InferenceSession(proto, providers=["CPUExecutionProvider"])
     worst = 0.0
     for name, x, mask in cases(poison):
@@ -215,28 +216,9 @@ def test_onnx_runtime_equals_eager_on_unseen_masks(
 
 def test_onnx_export_with_initial_state(poison):
     model = make_model(2, True, "carry")
-    x, mask = example(model)
     hx = (torch.randn(4, EXAMPLE[0], HIDDEN), torch.randn(4, EXAMPLE[0], HIDDEN))
-    f = io.BytesIO()
-    batch_time = {0: "batch", 1: "time"}
-    torch.onnx.export(
-        model,
-        (x, mask, {"hx": hx}),
-        f,
-        input_names=["x", "mask", "h_0", "c_0"],
-        output_names=["output", "h_n", "c_n"],
-        dynamic_axes={
-            "x": batch_time,
-            "mask": batch_time,
-            "h_0": {1: "batch"},
-            "c_0": {1: "batch"},
-            "output": batch_time,
-            "h_n": {1: "batch"},
-            "c_n": {1: "batch"},
-        },
-        dynamo=False,
-    )
-    session = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+    proto = onnx_export(model, hx)
+    session = ort.InferenceSession(proto, providers=["CPUExecutionProvider"])
     for name, x, mask in cases(poison):
         gen = torch.Generator().manual_seed(x.shape[0])
         h0, c0 = torch.randn(2, 4, x.shape[0], HIDDEN, generator=gen)
@@ -267,6 +249,12 @@ def test_dynamo_onnx_exporter_keeps_the_batch_dynamic(poison):
             got = session.run(None, {"x": bad.numpy(), "mask": mask.numpy()})
             dev = deviation([torch.from_numpy(a) for a in got], eager(model, bad, mask))
             assert dev <= TOLERANCE, kind
+    longer = {
+        "x": torch.randn(2, steps + 1, FEATURES).numpy(),
+        "mask": np.ones((2, steps + 1), bool),
+    }
+    with pytest.raises(Exception, match="(?i)dimension"):  # the length is the example's
+        session.run(None, longer)
 
 
 # ------------------------------------------------------------------------- torch.export
@@ -285,6 +273,9 @@ def test_torch_export_with_dynamic_batch_equals_eager(layers, bidirectional, mas
             bad = poison(x, mask)
             out, (h_n, c_n) = program.module()(bad, mask)
             assert deviation([out, h_n, c_n], eager(model, bad, mask)) <= TOLERANCE, kind
+    # As for nn.LSTM in torch 2.13, the length is the example's: a guard says so.
+    with pytest.raises(AssertionError, match=rf"Guard failed: x.size\(\)\[1\] == {steps}"):
+        program.module()(torch.randn(2, steps + 1, FEATURES), torch.ones(2, steps + 1).bool())
 
 
 @pytest.mark.slow
