@@ -10,7 +10,7 @@ a parameter gets no gradient on one process.
 
 from __future__ import annotations
 
-import socket
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,11 +73,12 @@ def one_step(model: nn.Module, x: Tensor, mask: Tensor, y: Tensor) -> dict[str, 
     return grads | {f"weight {n}": p.detach().clone() for n, p in model.named_parameters()}
 
 
-def worker(rank: int, port: int, out_dir: str, empty_half: bool) -> None:
+def worker(rank: int, out_dir: str, empty_half: bool) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
         "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
+        # The processes meet through a file: no port to pick, none to collide with.
+        init_method=f"file://{out_dir}/rendezvous",
         rank=rank,
         world_size=WORLD,
         timeout=timedelta(seconds=60),
@@ -90,21 +91,29 @@ def worker(rank: int, port: int, out_dir: str, empty_half: bool) -> None:
         # DDP prefixes names with "module."; strip it to compare with a plain model.
         result = {k.replace("module.", ""): v for k, v in result.items()}
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+        # Nothing may be in flight when the group goes: gloo's destructor joins its worker
+        # threads while holding the GIL, and one still waiting for the GIL deadlocks it.
+        del model
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def run_workers(out_dir: Path, empty_half: bool, limit_s: float = 120.0) -> None:
+    """Spawn the processes; fail (and stop them) rather than hang past ``limit_s``."""
+    context = mp.spawn(worker, args=(str(out_dir), empty_half), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + limit_s
+    while not context.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the DDP processes did not finish within {limit_s:.0f} s")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("empty_half", [False, True], ids=["one-empty-row", "empty-half"])
 def test_ddp_step_equals_one_process_on_the_whole_batch(tmp_path: Path, empty_half: bool):
-    mp.spawn(worker, args=(free_port(), str(tmp_path), empty_half), nprocs=WORLD, join=True)
+    run_workers(tmp_path, empty_half)
     x, mask, y = make_data(empty_half)
     expected = one_step(make_model(), x, mask, y)
     for rank in range(WORLD):
