@@ -135,8 +135,8 @@ def _hold_column(hidden: int, big: float, dtype: torch.dtype, device: torch.devi
     # Input gate -> exactly 0, forget gate -> exactly 1, output gate -> exactly 0 (a held
     # step emits h = 0). Built without in-place writes: an ONNX export then folds it, and
     # the weights it joins, into constants.
-    per_gate = torch.tensor([-big, big, 0.0, -big], dtype=dtype, device=device)
     with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
+        per_gate = torch.tensor([-big, big, 0.0, -big], dtype=dtype, device=device)
         return per_gate.repeat_interleave(hidden).unsqueeze(1)
 
 
