@@ -20,6 +20,20 @@ BATCH_TIME = {True: "(B, T)", False: "(T, B)"}
 State = tuple[Tensor, Tensor]
 
 
+def exporting() -> bool:
+    """True while ``torch.export``, an ONNX exporter or ``torch.jit.trace`` records a call.
+
+    Such a recording must not read tensor values on the host (there are none, or the value
+    would be frozen into the graph): callers then skip value checks and take a path whose
+    shapes do not depend on the data.
+    """
+    # The TorchScript-based ONNX exporter traces, so is_tracing covers it (and costs a
+    # tenth of torch.onnx.is_in_onnx_export, on every eager call). torch.jit.is_tracing,
+    # not torch._C._is_tracing: torch.compile knows it is False. (It has no type hints.)
+    tracing: bool = torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
+    return torch.compiler.is_exporting() or tracing
+
+
 def shape_str(shape: Sequence[int]) -> str:
     """Format a shape as ``(2, 3)``; a 1-tuple keeps its trailing comma."""
     return str(tuple(int(s) for s in shape))
@@ -86,8 +100,9 @@ def as_bool_mask(
         raise InputError(f"{name}: expected a bool or 0/1 tensor, got dtype {mask.dtype}")
     # Refuse anything but exact 0/1: a soft mask (0.5) or a stray 2 would otherwise be
     # thresholded into something the caller did not ask for.
+    # (Not while exporting: a graph cannot raise on values; it treats nonzero as valid.)
     binary = (mask == 0) | (mask == 1)
-    if mask.device.type != "meta" and not bool(binary.all()):
+    if mask.device.type != "meta" and not exporting() and not bool(binary.all()):
         bad = mask[~binary].flatten()[0].item()
         raise InputError(f"{name}: expected only 0 and 1 (or a bool tensor), got a value {bad}")
     return mask != 0

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._checks import exporting
+
 __all__ = ["Compaction", "scatter_back", "with_padding_row"]
 
 
@@ -23,10 +25,23 @@ def with_padding_row(values: Tensor) -> Tensor:
     valid steps pick their row, skipped steps pick the last row. No arithmetic touches
     skipped values, so NaN/inf there cannot leak and get exactly zero gradient.
     """
-    rows, channels = values.shape
     buffer = F.pad(values, (0, 1, 0, 1))  # one allocation, one copy
-    buffer[rows, channels] = 1
+    buffer[-1, -1] = 1  # (negative: an exporter keeps the size symbolic)
     return buffer
+
+
+def _valid_steps_first(mask: Tensor) -> Tensor:
+    """``(B, T)``: slot ``k`` of row ``b`` holds the time of that row's ``k``-th valid step.
+
+    Slots past a row's valid steps hold an arbitrary time (callers mask them). What the
+    stable sort computes, by a scatter instead: exporters lack a stable sort.
+    """
+    batch, steps = mask.shape
+    # Each valid step goes to its slot; masked steps all go to a spare last column.
+    slot = torch.where(mask, mask.long().cumsum(dim=1) - 1, steps)
+    times = torch.arange(steps, device=mask.device).expand(batch, steps)
+    order = times.new_zeros(batch, steps + 1).scatter(1, slot, times)
+    return order[:, :steps]
 
 
 class Compaction:
@@ -43,8 +58,11 @@ class Compaction:
         device = mask.device
         self.batch, self.longest = batch, longest
         self.lengths = lengths
-        # A stable sort puts each row's valid steps first, keeping their order.
-        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :longest]
+        if exporting():
+            order = _valid_steps_first(mask)
+        else:
+            # A stable sort puts each row's valid steps first, keeping their order.
+            order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :longest]
         pos = torch.arange(longest, device=device).unsqueeze(0)
         valid = pos < self.lengths.unsqueeze(1)
         row = torch.arange(batch, device=device).unsqueeze(1)
@@ -108,15 +126,20 @@ def scatter_back(
     """
     batch, steps = mask.shape
     channels = rows.shape[1]
+    empty: Tensor | int
     if zero_row is None:
-        zero_row = torch.tensor(rows.shape[0], device=rows.device)
+        empty = rows.shape[0]
         rows = F.pad(rows, (0, 0, 0, 1))  # one more row: zeros
-    upto = mask.cumsum(dim=1)  # valid steps seen up to and including t
+    else:
+        empty = zero_row
+    # (ONNX has no cumulative sum of bools: count in integers.)
+    as_int = mask.long()
+    upto = as_int.cumsum(dim=1)  # valid steps seen up to and including t
     seq = torch.arange(batch, device=mask.device).unsqueeze(1)
 
     def pick(values: Tensor, found: Tensor, slot: Tensor) -> Tensor:
         # Time-major order: neighbouring output rows read neighbouring compacted rows.
-        index = torch.where(found, slot * batch + seq, zero_row).t()
+        index = torch.where(found, slot * batch + seq, empty).t()
         return values.index_select(0, index.reshape(-1))
 
     if not carry:
@@ -126,7 +149,7 @@ def scatter_back(
     else:
         # Forward direction: the last valid step at or before t. Backward: the first at or
         # after t.
-        before = upto - mask.long()
+        before = upto - as_int
         forward = pick(rows[:, :half], upto > 0, upto - 1)
         backward = pick(rows[:, half:], before < upto[:, -1:], before)
         out = torch.cat([forward, backward], dim=1)

@@ -30,6 +30,10 @@ How it stays exact without a per-step Python loop
 
 The mask is classified (right padding, left padding, anything else) with one small host
 read per call; ``lengths=`` is right padding by construction and needs none.
+
+While ``torch.export``, an ONNX exporter or ``torch.jit.trace`` records a call there is no
+host read: every mask takes the compaction of 3 with ``T`` slots (a size known from the
+shapes alone), so the recorded graph is right for any mask, batch size and length.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from ._checks import (
     check_lstm,
     check_lstm_inputs,
     check_lstm_x_hx,
+    exporting,
     require_ndim,
     require_tensor,
     shape_str,
@@ -127,12 +132,26 @@ def _kernel_h0(h0: Tensor, lengths: Tensor) -> Tensor:
 @functools.lru_cache(maxsize=64)
 def _hold_column(hidden: int, big: float, dtype: torch.dtype, device: torch.device) -> Tensor:
     """The fixed ``(4H, 1)`` weight of the padding channel (gates i, f, g, o)."""
+    # Input gate -> exactly 0, forget gate -> exactly 1, output gate -> exactly 0 (a held
+    # step emits h = 0). Built without in-place writes: an ONNX export then folds it, and
+    # the weights it joins, into constants.
     with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
-        hold = torch.zeros(4 * hidden, 1, dtype=dtype, device=device)
-        hold[:hidden] = -big  # input gate -> exactly 0
-        hold[hidden : 2 * hidden] = big  # forget gate -> exactly 1
-        hold[3 * hidden :] = -big  # output gate -> exactly 0: a held step emits h = 0
-    return hold
+        per_gate = torch.tensor([-big, big, 0.0, -big], dtype=dtype, device=device)
+        return per_gate.repeat_interleave(hidden).unsqueeze(1)
+
+
+def _checked_hold(lstm: nn.LSTM, x: Tensor) -> Tensor:
+    """The hold column for ``x``'s dtype, after checking the weights' margin for it.
+
+    While exporting, neither: the margin check reads values on the host, and the cache
+    must not keep a tensor made under export's fake-tensor mode, so the column is built
+    afresh (it becomes a constant of the graph).
+    """
+    big = _hold_weight(x.dtype)
+    if exporting():
+        return _hold_column.__wrapped__(lstm.hidden_size, big, x.dtype, x.device)
+    _check_hold_margin(lstm, big)
+    return _hold_column(lstm.hidden_size, big, x.dtype, x.device)
 
 
 def _layer_params(lstm: nn.LSTM, layer: int, hold: Tensor, directions: range) -> list[Tensor]:
@@ -213,9 +232,7 @@ def _block_forward(
     steps = xt.shape[0]
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
-    big = _hold_weight(x.dtype)
-    _check_hold_margin(lstm, big)
-    hold = _hold_column(hidden, big, x.dtype, x.device)
+    hold = _checked_hold(lstm, x)
     channel = skip.to(x.dtype)
     # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
     # and they get exactly zero gradient.
@@ -296,9 +313,7 @@ def _compacted_forward(
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
     comp = Compaction(mask, lengths, longest, lstm.batch_first)
-    big = _hold_weight(x.dtype)
-    _check_hold_margin(lstm, big)
-    hold = _hold_column(hidden, big, x.dtype, x.device)
+    hold = _checked_hold(lstm, x)
     zeros = x.new_zeros(dirs, batch, hidden)
 
     buffer = with_padding_row(x.reshape(batch * steps, x.shape[2]))
@@ -458,7 +473,23 @@ def masked_lstm(
     x, bool_mask, state = check_lstm_inputs(lstm, x, mask, hx)
     if not lstm.batch_first:
         bool_mask = bool_mask.t()
+    if exporting():
+        return _export_forward(lstm, x, bool_mask, state, carry)
     return _masked_forward(lstm, x, bool_mask, state, carry)
+
+
+def _export_forward(
+    lstm: nn.LSTM, x: Tensor, mask: Tensor, hx: State | None, carry: bool
+) -> tuple[Tensor, State]:
+    """Any mask, while exporting or tracing: compaction into ``T`` slots, no host read.
+
+    The fast paths of :func:`_masked_forward` are chosen by reading the mask, which a
+    recorded graph would freeze to the example's mask; this path is exact for every mask
+    (the slots past a row's valid steps are held steps), at the cost of running all ``T``.
+    """
+    lengths = mask.long().sum(dim=1)  # (ONNX cannot sum bools)
+    steps = mask.shape[1]  # no padding slot is known to exist: shortest = longest
+    return _compacted_forward(lstm, x, mask, lengths, steps, hx, carry, steps)
 
 
 def _lengths_forward(
@@ -481,6 +512,9 @@ def _lengths_forward(
         lengths = as_lengths(lengths)  # exact-integer floats pass, anything else raises
     lengths = lengths.to(device=x.device, dtype=torch.long)
     x, state = check_lstm_x_hx(lstm, x, hx)
+    if exporting():  # lengths outside [0, T] are not checked: a graph cannot raise
+        mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)
+        return _export_forward(lstm, x, mask, state, carry)
     if steps == 0 or batch == 0:
         if batch and bool((lengths != 0).any()):
             raise InputError(f"lengths: expected every length <= T = 0, got {lengths.tolist()}")
@@ -553,6 +587,16 @@ class MaskedLSTM(nn.Module):
     masks with gaps are compacted first, and then the cost tracks the longest *valid*
     length rather than ``T``. An empty batch ``(B, 0, F)`` gives an empty output and the
     initial state.
+
+    **Exporting.** While ``torch.export``, an ONNX exporter or ``torch.jit.trace`` records
+    the module, it takes one path, exact for every mask, that reads nothing on the host:
+    the recorded graph is right for masks, batch sizes and lengths it was not recorded
+    with. ``torch.onnx.export(model, (x, mask), f, dynamic_axes=..., dynamo=False)`` maps
+    the kernel to ONNX's ``LSTM`` op with a dynamic batch and length; ``torch.export`` (and
+    the dynamo-based ONNX exporter) keep the batch dynamic and fix the length, as for
+    ``nn.LSTM``. An exported graph does not validate values: a nonzero mask value counts as
+    valid, and the check that the recurrent weights leave the hold gates saturated runs on
+    eager calls only (run the model eagerly once before exporting it).
 
     Examples
     --------
@@ -636,7 +680,6 @@ class MaskedLSTM(nn.Module):
         self,
         x: Tensor,
         mask: Tensor | None = None,
-        *,
         lengths: Tensor | None = None,
         hx: State | None = None,
     ) -> tuple[Tensor, State]:
