@@ -13,9 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import exporting
-
-__all__ = ["Compaction", "scatter_back", "with_padding_row"]
+__all__ = ["Compaction", "scatter_back", "valid_steps_first", "with_padding_row"]
 
 
 def with_padding_row(values: Tensor) -> Tensor:
@@ -30,18 +28,27 @@ def with_padding_row(values: Tensor) -> Tensor:
     return buffer
 
 
-def _valid_steps_first(mask: Tensor) -> Tensor:
+def valid_steps_first(mask: Tensor) -> Tensor:
     """``(B, T)``: slot ``k`` of row ``b`` holds the time of that row's ``k``-th valid step.
 
-    Slots past a row's valid steps hold an arbitrary time (callers mask them). What the
-    stable sort computes, by a scatter instead: exporters lack a stable sort.
+    The valid steps in order, then the masked ones in order: what a stable sort of
+    ``~mask`` along time gives, built from two running counts and one scatter instead
+    (cheaper from T of about 30 up, and ONNX has no stable sort). Each row's slots are a
+    permutation of ``0 .. T-1``, so the scatter never writes one place twice.
+
+    Examples
+    --------
+    >>> valid_steps_first(torch.tensor([[True, False, True, False, True]]))
+    tensor([[0, 2, 4, 1, 3]])
     """
     batch, steps = mask.shape
-    # Each valid step goes to its slot; masked steps all go to a spare last column.
-    slot = torch.where(mask, mask.long().cumsum(dim=1) - 1, steps)
+    as_int = mask.long()  # (ONNX has no cumulative sum of bools)
+    upto = as_int.cumsum(dim=1)  # valid steps up to and including t
     times = torch.arange(steps, device=mask.device).expand(batch, steps)
-    order = times.new_zeros(batch, steps + 1).scatter(1, slot, times)
-    return order[:, :steps]
+    # A valid step's slot is the valid steps before it; a masked step's is the row's
+    # length plus the masked steps before it (t - upto of them).
+    slot = torch.where(mask, upto - 1, upto[:, -1:] + times - upto)
+    return torch.zeros_like(times).scatter(1, slot, times)
 
 
 class Compaction:
@@ -58,11 +65,7 @@ class Compaction:
         device = mask.device
         self.batch, self.longest = batch, longest
         self.lengths = lengths
-        if exporting():
-            order = _valid_steps_first(mask)
-        else:
-            # A stable sort puts each row's valid steps first, keeping their order.
-            order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :longest]
+        order = valid_steps_first(mask)[:, :longest]
         pos = torch.arange(longest, device=device).unsqueeze(0)
         valid = pos < self.lengths.unsqueeze(1)
         row = torch.arange(batch, device=device).unsqueeze(1)

@@ -116,8 +116,7 @@ def eager(model: MaskedLSTM, x: Tensor, mask: Tensor, **kwargs: object) -> list[
 @pytest.fixture
 def export_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """Take the path an exporter records, in eager mode (where every check still runs)."""
-    for module in (lstm_zero_lib.rnn, lstm_zero_lib._compaction):
-        monkeypatch.setattr(module, "exporting", lambda: True)
+    monkeypatch.setattr(lstm_zero_lib.rnn, "exporting", lambda: True)
 
 
 @pytest.mark.usefixtures("export_mode")
