@@ -73,7 +73,7 @@ def _hold_weight(dtype: torch.dtype) -> float:
     return 1.0e4 if dtype == torch.float16 else 1.0e6
 
 
-def _weights(lstm: nn.LSTM) -> list[Tensor]:
+def _weights(lstm: nn.RNNBase) -> list[Tensor]:
     """The module's own weight list, in kernel order: per layer and direction
     ``w_ih, w_hh[, b_ih, b_hh]`` (what ``nn.LSTM.forward`` hands the kernel; ``all_weights``
     holds the same tensors but rebuilds its lists by name on every access)."""
@@ -135,7 +135,9 @@ def _hold_column(hidden: int, big: float, dtype: torch.dtype, device: torch.devi
     return hold
 
 
-def _layer_params(lstm: nn.LSTM, layer: int, hold: Tensor, directions: range) -> list[Tensor]:
+def _layer_params(
+    lstm: nn.RNNBase, layer: int, hold: Tensor, directions: range
+) -> list[Tensor]:
     """The weights of one layer's directions, in kernel order, with the hold column."""
     flat = _weights(lstm)
     per = 4 if lstm.bias else 2
@@ -344,7 +346,7 @@ def _plain(lstm: nn.LSTM, x: Tensor, hx: State | None) -> tuple[Tensor, State]:
     return result
 
 
-def _nothing_valid(lstm: nn.LSTM, x: Tensor, hx: State | None) -> tuple[Tensor, State]:
+def _nothing_valid(lstm: nn.RNNBase, x: Tensor, hx: State | None) -> tuple[Tensor, State]:
     """Every sequence keeps its initial state; outputs are zeros (also for ``T = 0``).
 
     Still tied to the graph (with zero gradient), so a training step on an all-padding
