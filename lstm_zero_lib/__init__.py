@@ -4,7 +4,8 @@ The public names are re-exported here; the modules are importable as
 ``lstm_zero_lib.masks``, ``lstm_zero_lib.zeroing``, ``lstm_zero_lib.rnn``,
 ``lstm_zero_lib.gru_rnn``, ``lstm_zero_lib.pooling``, ``lstm_zero_lib.diagnostics``,
 ``lstm_zero_lib.ablation`` and ``lstm_zero_lib.missing``; helpers for the book live in
-``lstm_zero_lib.book.synthetic``, ``lstm_zero_lib.book.train``, ``lstm_zero_lib.book.plotting`` and ``lstm_zero_lib.book.benchmark``.
+``lstm_zero_lib.book.synthetic``, ``lstm_zero_lib.book.train``,
+``lstm_zero_lib.book.plotting`` and ``lstm_zero_lib.book.benchmark``.
 """
 
 from __future__ import annotations
