@@ -6,20 +6,23 @@ has to be carried past a step that emits something else.
 
 GRU: one kernel call per layer, any mask, any initial state
 ------------------------------------------------------------
-PyTorch's GRU computes ``h' = (1 - z) * n + z * h``. Each layer gets one extra input
-channel that is 1 on masked steps and 0 on valid ones, with a fixed weight ``+BIG`` into
-the update gate ``z`` only. On a masked step ``sigmoid`` saturates to exactly ``z = 1``,
-so ``(1 - z) * n == 0`` (masked inputs are zeroed first, so ``n`` is finite) and
-``h' == h`` bit for bit: the step *emits the held state*. Because the next valid step reads
-exactly that held ``h``, this is exact for gaps and left padding too, in both directions
-and from any ``h_0``; the fused kernel runs once per layer for both directions, and
-``h_n`` is the kernel's own. ``z = 1`` also makes every gate's gradient on a held step
-exactly zero (``z (1 - z) = 0``, ``dn = dh' (1 - z) = 0``), while ``dh' / dh = 1`` passes
-the gradient through. The output at a masked step is the held value: ``"carry"`` keeps it
-(except before a direction's first valid step, which the contract makes 0), ``"zero"``
-replaces it. The update gate stays saturated while ``|W_hz h + b_z|`` stays far below
-``BIG``; ``|h| <= max(1, max |h_0|)`` bounds it, and weights or an ``h_0`` beyond the
-margin raise :class:`~lstm_zero_lib.InputError` rather than answer inexactly.
+PyTorch's GRU computes ``h' = (1 - z) * n + z * h`` (its CPU kernel as
+``n + z * (h - n)``). Each layer gets one extra input channel that is 1 on masked steps
+and 0 on valid ones. Its weight is ``+BIG`` into the update gate ``z``, ``-BIG`` into the
+reset gate ``r`` and ``-b_in`` into the candidate ``n``. On a masked step (its input zeroed
+first, so NaN/inf there cannot leak) ``sigmoid`` saturates to exactly ``z = 1`` and
+``r = 0``, so ``n``'s pre-activation is ``b_in - b_in + 0 = 0`` and ``n = 0`` exactly:
+``h' == h`` bit for bit, however the kernel orders the arithmetic, and the step *emits
+the held state*. Because the next valid step reads exactly that held ``h``, this is exact
+for gaps and left padding too, in both directions and from any ``h_0``; the fused kernel
+runs once per layer for both directions, and ``h_n`` is the kernel's own. Every gate's
+gradient on a held step is exactly zero (``z (1 - z) = r (1 - r) = 0``,
+``dn = dh' (1 - z) = 0``), while ``dh' / dh = z = 1`` passes the gradient through. The
+output at a masked step is the held value: ``"carry"`` keeps it (except before a
+direction's first valid step, which the contract makes 0), ``"zero"`` replaces it. The
+gates stay saturated while ``|W_h h + b|`` stays far below ``BIG``;
+``|h| <= max(1, max |h_0|)`` bounds it, and weights or an ``h_0`` beyond the margin raise
+:class:`~lstm_zero_lib.InputError` rather than answer inexactly.
 
 RNN: compaction
 ---------------
@@ -62,7 +65,6 @@ from .rnn import (
     _at_step,
     _check_masked_output,
     _hold_weight,
-    _layer_params,
     _nothing_valid,
     _weights,
 )
@@ -133,21 +135,29 @@ def _started(mask: Tensor, bidirectional: bool, batch_first: bool) -> Tensor:
     return both if batch_first else both.transpose(0, 1)
 
 
+def _direction_params(module: nn.RNNBase, layer: int, direction: int) -> list[Tensor]:
+    """``w_ih, w_hh[, b_ih, b_hh]`` of one layer and direction, in kernel order."""
+    per = 4 if module.bias else 2
+    start = (layer * (2 if module.bidirectional else 1) + direction) * per
+    return _weights(module)[start : start + per]
+
+
 # --------------------------------------------------------------------------- GRU
 
 
-def _check_update_margin(gru: nn.GRU, h0: Tensor | None, big: float) -> None:
-    """Refuse weights or an ``h_0`` so large that the update gate might not saturate.
+def _check_hold_margin(gru: nn.GRU, h0: Tensor | None, big: float) -> None:
+    """Refuse weights or an ``h_0`` so large that the hold gates might not saturate.
 
-    On a held step the update gate's pre-activation is ``big + W_hz h + b_iz + b_hz`` (the
-    masked input is zeroed). A GRU step keeps ``|h'| <= max(1, |h|)``, so
-    ``|h| <= max(1, max |h_0|)`` throughout, and the row sums of ``|W_hz|`` times that, plus
-    ``|b_z|``, bound the perturbation; sigmoid is exactly 1 once the pre-activation is past
-    about 17 (float32) or 37 (float64). Checked on every call, like the LSTM's margin.
+    On a held step the reset and update gates' pre-activations are ``-+big + W_h h + b``
+    (the masked input is zeroed). A GRU step keeps ``|h'| <= max(1, |h|)``, so
+    ``|h| <= max(1, max |h_0|)`` throughout, and the row sums of ``|W_hr|``, ``|W_hz|`` times
+    that, plus ``|b|``, bound the perturbation; sigmoid is exactly 0 or 1 once the
+    pre-activation is past about -90 or 17 (float32; -750 or 37 in float64). Checked on every
+    call, like the LSTM's margin.
     """
     flat = _weights(gru)
     per = 4 if gru.bias else 2
-    rows = slice(gru.hidden_size, 2 * gru.hidden_size)  # gate order r, z, n
+    rows = slice(0, 2 * gru.hidden_size)  # gate order r, z, n
     with torch.no_grad():
         scale = flat[1].new_ones(())
         if h0 is not None and h0.numel():
@@ -161,18 +171,38 @@ def _check_update_margin(gru: nn.GRU, h0: Tensor | None, big: float) -> None:
         worst = float(torch.stack(bounds).max())
     if not worst < big - 1000:
         raise InputError(
-            f"gru: expected update-gate weights and h_0 with max row sum "
-            f"|W_hz| * max(1, |h_0|) + |b_z| < {big - 1000:g} for exact masking, got {worst:g}"
+            f"gru: expected reset/update-gate weights and h_0 with max row sum "
+            f"|W_h| * max(1, |h_0|) + |b| < {big - 1000:g} for exact masking, got {worst:g}"
         )
 
 
 @functools.lru_cache(maxsize=64)
-def _update_hold(hidden: int, big: float, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """The fixed ``(3H, 1)`` weight of the padding channel (gates r, z, n)."""
+def _gate_hold(hidden: int, big: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """The fixed ``(2H, 1)`` part of the padding channel's weight (gates r, z)."""
     with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
-        hold = torch.zeros(3 * hidden, 1, dtype=dtype, device=device)
-        hold[hidden : 2 * hidden] = big  # update gate -> exactly 1: h is held
+        hold = torch.full((2 * hidden, 1), big, dtype=dtype, device=device)
+        hold[:hidden] = -big  # reset gate -> exactly 0: n ignores h
     return hold
+
+
+def _gru_layer_params(gru: nn.GRU, layer: int, gates: Tensor) -> list[Tensor]:
+    """One layer's weights, both directions, with the padding channel's column.
+
+    Its weight into the candidate ``n`` is ``-b_in``, so on a held step ``n``'s
+    pre-activation is ``b_in - b_in + 0 * (W_hn h + b_hn) = 0`` exactly and ``n = 0``: the
+    kernel's ``h' = n + z * (h - n)`` is then ``h`` bit for bit (with ``n != 0`` it would be
+    exact only to rounding). Detached: the column is a constant, not a parameter.
+    """
+    params: list[Tensor] = []
+    hidden = gru.hidden_size
+    for d in range(2 if gru.bidirectional else 1):
+        w_ih, *rest = _direction_params(gru, layer, d)
+        if gru.bias:
+            candidate = -rest[1][2 * hidden :].detach().unsqueeze(1)
+        else:
+            candidate = w_ih.new_zeros(hidden, 1)
+        params += [torch.cat([w_ih, torch.cat([gates, candidate])], dim=1), *rest]
+    return params
 
 
 def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry: bool) -> Result:
@@ -186,8 +216,8 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     batch_first = gru.batch_first
     dirs = 2 if gru.bidirectional else 1
     big = _hold_weight(x.dtype)
-    _check_update_margin(gru, h0, big)
-    hold = _update_hold(gru.hidden_size, big, x.dtype, x.device)
+    _check_hold_margin(gru, h0, big)
+    gates = _gate_hold(gru.hidden_size, big, x.dtype, x.device)
     skip = ~(mask if batch_first else mask.t()).unsqueeze(2)
     channel = skip.to(x.dtype)
     if h0 is None:
@@ -200,7 +230,7 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
         # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
         # they get exactly zero gradient, and the update gate's margin ignores them.
         inp = torch.cat([out.masked_fill(skip, 0.0), channel], dim=2)
-        params = _layer_params(gru, layer, hold, range(dirs))
+        params = _gru_layer_params(gru, layer, gates)
         state = h0[layer * dirs : (layer + 1) * dirs]
         args = (inp, state, params, gru.bias, 1, 0.0, False, dirs == 2, batch_first)
         out, h_k = _kernel_call(torch._VF.gru, *args)
@@ -223,12 +253,6 @@ def _rnn_kernel(rnn: nn.RNN) -> Callable[..., Result]:
         torch._VF.rnn_tanh if rnn.nonlinearity == "tanh" else torch._VF.rnn_relu
     )
     return kernel
-
-
-def _direction_params(rnn: nn.RNN, layer: int, direction: int) -> list[Tensor]:
-    per = 4 if rnn.bias else 2
-    start = (layer * (2 if rnn.bidirectional else 1) + direction) * per
-    return _weights(rnn)[start : start + per]
 
 
 def _right_padded_rnn(
@@ -533,8 +557,8 @@ class MaskedGRU(_MaskedRecurrent):
     Notes
     -----
     One fused GRU kernel call per layer, both directions together, for every mask and
-    initial state: a padding channel saturates the update gate, so a masked step holds
-    ``h`` bit for bit (see :mod:`lstm_zero_lib.gru_rnn`). Recurrent weights or an ``h_0``
+    initial state: a padding channel saturates the reset and update gates, so a masked
+    step holds ``h`` bit for bit (see :mod:`lstm_zero_lib.gru_rnn`). Recurrent weights or an ``h_0``
     too large for that margin raise :class:`~lstm_zero_lib.InputError`.
 
     Examples

@@ -135,7 +135,7 @@ def _hold_column(hidden: int, big: float, dtype: torch.dtype, device: torch.devi
     return hold
 
 
-def _layer_params(lstm: nn.RNNBase, layer: int, hold: Tensor, directions: range) -> list[Tensor]:
+def _layer_params(lstm: nn.LSTM, layer: int, hold: Tensor, directions: range) -> list[Tensor]:
     """The weights of one layer's directions, in kernel order, with the hold column."""
     flat = _weights(lstm)
     per = 4 if lstm.bias else 2
