@@ -276,8 +276,8 @@ def _right_padded_rnn(
         out, _ = _kernel_call(kernel, *args, 1, 0.0, False, False, batch_first)
         h_n.append(torch.where(some, _at_step(out, last, batch_first), h0[layer]))
     if longest < steps:
-        pad = (0, 0, 0, steps - longest)
-        out = F.pad(out, pad if batch_first else pad + (0, 0))
+        pad = (0, 0, 0, steps - longest) if batch_first else (0, 0, 0, 0, 0, steps - longest)
+        out = F.pad(out, pad)
     # Masked steps: zeros, or the last valid output (zeros for a row with none).
     fill = torch.where(some, h_n[-1], 0.0).unsqueeze(time_dim) if carry else 0.0
     return torch.where(skip, fill, out), torch.stack(h_n)

@@ -146,9 +146,12 @@ def test_mask_none_is_the_plain_module(cell, make_x, close):
 @cells
 @layouts
 @directions
-def test_lengths_equal_right_padded_mask(cell, batch_first, bidirectional, oracle, make_x, close):
+@pytest.mark.parametrize("longest", [6, 4], ids=["full_row", "no_full_row"])
+def test_lengths_equal_right_padded_mask(
+    cell, batch_first, bidirectional, longest, oracle, make_x, close
+):
     m = _build(cell, 2, bidirectional, batch_first)
-    lengths = torch.tensor([6, 0, 3, 1])
+    lengths = torch.tensor([longest, 0, 3, 1])
     mask = lengths_to_mask(lengths, 6, batch_first=batch_first)
     x = make_x(mask)
     out, h_n = m(x, lengths=lengths)
@@ -158,7 +161,7 @@ def test_lengths_equal_right_padded_mask(cell, batch_first, bidirectional, oracl
     ref_out, ref_h = oracle(_inner(m), x, mask)
     close(out, ref_out)
     close(h_n, ref_h)
-    assert torch.equal(m(x, lengths=[6, 0, 3, 1])[0], out)
+    assert torch.equal(m(x, lengths=lengths.tolist())[0], out)
 
 
 @cells
