@@ -296,8 +296,9 @@ def test_gru_rnn_gradients_match_oracle_and_isolate(cfg: Config, cell: str, orac
         loss = sum((t * torch.randn(t.shape, generator=gen)).sum() for t in (out, h_n))
         if not loss.requires_grad:  # every row masked and no hx: the result is a constant
             return [torch.zeros_like(i) for i in (x, *inputs)]
-        found = torch.autograd.grad(loss, [x, *inputs], allow_unused=True)
-        return [torch.zeros_like(i) if g is None else g for g, i in zip(found, [x, *inputs], strict=True)]
+        leaves = [x, *inputs]
+        found = torch.autograd.grad(loss, leaves, allow_unused=True)
+        return [torch.zeros_like(i) if g is None else g for g, i in zip(found, leaves, strict=True)]
 
     got = grads(lambda x: b.module(x, b.mask, hx=hx), dirty)
     want = grads(lambda x: oracle(b.inner, x, b.mask, hx, cfg.masked_output), b.x)
