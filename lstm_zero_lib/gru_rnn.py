@@ -220,28 +220,34 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     gates = _gate_hold(gru.hidden_size, big, x.dtype, x.device)
     skip = ~(mask if batch_first else mask.t()).unsqueeze(2)
     channel = skip.to(x.dtype)
+    keep = 1 - channel
+    given = h0 is not None
     if h0 is None:
         h0 = x.new_zeros(gru.num_layers * dirs, batch, gru.hidden_size)
-    out = x
+    # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
+    # they get exactly zero gradient, and the gates' margin ignores them. Selected, not
+    # multiplied, for x (nan * 0 is nan); a layer's own outputs are finite, and multiplying
+    # them by 0/1 is several times cheaper on the CPU than a broadcast select.
+    out = torch.where(skip, 0.0, x)
     h_n = []
     for layer in range(gru.num_layers):
-        if layer and gru.dropout and gru.training:
-            out = F.dropout(out, p=gru.dropout, training=True)
-        # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
-        # they get exactly zero gradient, and the update gate's margin ignores them.
-        inp = torch.cat([out.masked_fill(skip, 0.0), channel], dim=2)
+        if layer:
+            if gru.dropout and gru.training:
+                out = F.dropout(out, p=gru.dropout, training=True)
+            out = out * keep
+        inp = torch.cat([out, channel], dim=2)
         params = _gru_layer_params(gru, layer, gates)
         state = h0[layer * dirs : (layer + 1) * dirs]
         args = (inp, state, params, gru.bias, 1, 0.0, False, dirs == 2, batch_first)
         out, h_k = _kernel_call(torch._VF.gru, *args)
         h_n.append(h_k)
     if not carry:
-        out = out.masked_fill(skip, 0.0)
-    else:
+        out = out * keep
+    elif given:
         # A masked step already emits the held state; before a direction's first valid step
-        # that is h_0, and the contract says zeros there.
-        started = _started(mask, dirs == 2, batch_first)
-        out = torch.where(started.repeat_interleave(gru.hidden_size, dim=2), out, 0.0)
+        # that is h_0, and the contract says zeros there (from a zero h_0 it is 0 already).
+        started = _started(mask, dirs == 2, batch_first).to(x.dtype).unsqueeze(3)
+        out = (out.unflatten(2, (dirs, gru.hidden_size)) * started).flatten(2)
     return out, h_n[0] if len(h_n) == 1 else torch.cat(h_n)
 
 
@@ -264,7 +270,7 @@ def _right_padded_rnn(
     steps = x.shape[time_dim]
     skip = ~(mask if batch_first else mask.t()).unsqueeze(2)
     # Steps past the longest row are not run; the padding is zeroed so NaN/inf cannot leak.
-    out = x.narrow(time_dim, 0, longest).masked_fill(skip.narrow(time_dim, 0, longest), 0.0)
+    out = torch.where(skip.narrow(time_dim, 0, longest), 0.0, x.narrow(time_dim, 0, longest))
     last = (lengths - 1).clamp(min=0)
     some = (lengths > 0).unsqueeze(1)
     kernel = _rnn_kernel(rnn)
@@ -279,7 +285,9 @@ def _right_padded_rnn(
         pad = (0, 0, 0, steps - longest) if batch_first else (0, 0, 0, 0, 0, steps - longest)
         out = F.pad(out, pad)
     # Masked steps: zeros, or the last valid output (zeros for a row with none).
-    fill = torch.where(some, h_n[-1], 0.0).unsqueeze(time_dim) if carry else 0.0
+    if not carry:  # finite outputs: a 0/1 product is cheaper than a broadcast select
+        return out * (~skip).to(out.dtype), torch.stack(h_n)
+    fill = torch.where(some, h_n[-1], 0.0).unsqueeze(time_dim)
     return torch.where(skip, fill, out), torch.stack(h_n)
 
 
