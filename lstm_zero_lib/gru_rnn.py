@@ -40,7 +40,6 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -54,16 +53,19 @@ from ._checks import (
     check_h0,
     check_rnn,
     check_x,
-    require_ndim,
-    require_tensor,
     shape_str,
 )
 from ._compaction import Compaction, scatter_back
+from ._masked_module import (
+    MaskedOutput,
+    MaskedRecurrent,
+    check_masked_output,
+    existing_config,
+    module_config,
+)
 from .errors import InputError
 from .rnn import (
-    MaskedOutput,
     _at_step,
-    _check_masked_output,
     _hold_weight,
     _nothing_valid,
     _weights,
@@ -247,7 +249,8 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
         # A masked step already emits the held state; before a direction's first valid step
         # that is h_0, and the contract says zeros there (from a zero h_0 it is 0 already).
         started = _started(mask, dirs == 2, batch_first).to(x.dtype).unsqueeze(3)
-        out = (out.unflatten(2, (dirs, gru.hidden_size)) * started).flatten(2)
+        shape = out.shape
+        out = (out.view(*shape[:2], dirs, gru.hidden_size) * started).view(shape)
     return out, h_n[0] if len(h_n) == 1 else torch.cat(h_n)
 
 
@@ -403,7 +406,7 @@ def masked_gru(
     0.0
     """
     gru = check_gru(gru)
-    _check_masked_output(masked_output)
+    check_masked_output(masked_output)
     x, bool_mask, h0 = _prepare(gru, x, mask, hx, lengths)
     return _gru_forward(gru, x, bool_mask, h0, masked_output == "carry")
 
@@ -439,107 +442,12 @@ def masked_rnn(
     (True, 0.0)
     """
     rnn = check_rnn(rnn)
-    _check_masked_output(masked_output)
+    check_masked_output(masked_output)
     x, bool_mask, h0 = _prepare(rnn, x, mask, hx, lengths)
     return _rnn_forward(rnn, x, bool_mask, h0, masked_output == "carry")
 
 
-class _MaskedRecurrent(nn.Module):
-    """What :class:`MaskedGRU` and :class:`MaskedRNN` share: a wrapped module and forward."""
-
-    _name: ClassVar[str]  # the attribute (and argument) holding the wrapped module
-    _functional: ClassVar[Callable[..., Result]]
-
-    def __init__(
-        self,
-        module: nn.RNNBase | None,
-        build: Callable[[], nn.RNNBase],
-        check: Callable[[object], nn.RNNBase],
-        config: dict[str, object],
-        masked_output: MaskedOutput,
-    ) -> None:
-        super().__init__()
-        _check_masked_output(masked_output)
-        if module is None:
-            module = build()
-        else:
-            module = check(module)
-            differ = {k: v for k, v in config.items() if getattr(module, k) != v}
-            if differ:
-                got = {k: getattr(module, k) for k in differ}
-                raise InputError(f"{self._name}: expected a module with {differ}, got {got}")
-        self.add_module(self._name, module)
-        self.masked_output: MaskedOutput = masked_output
-
-    @property
-    def _module(self) -> nn.RNNBase:
-        module: nn.RNNBase = getattr(self, self._name)
-        return module
-
-    @property
-    def batch_first(self) -> bool:
-        """Layout of inputs and outputs, as for the wrapped module."""
-        return self._module.batch_first
-
-    def extra_repr(self) -> str:
-        return f"masked_output={self.masked_output!r}"
-
-    def forward(
-        self,
-        x: Tensor,
-        mask: Tensor | None = None,
-        *,
-        lengths: Tensor | None = None,
-        hx: Tensor | None = None,
-    ) -> Result:
-        """Run over the valid steps of ``x``.
-
-        Parameters
-        ----------
-        x
-            ``(B, T, F)`` (``(T, B, F)`` if ``batch_first=False``).
-        mask
-            ``(B, T)`` (``(T, B)``) bool or 0/1, True = valid step; any pattern.
-        lengths
-            Alternative to ``mask``: ``(B,)`` valid lengths, i.e. right padding. Give at
-            most one of ``mask`` and ``lengths``; with neither, every step is valid.
-        hx
-            Optional initial ``h_0``, ``(num_layers * num_directions, B, H)``.
-
-        Returns
-        -------
-        tuple
-            ``(output, h_n)`` with the wrapped module's shapes.
-        """
-        if mask is None and lengths is None:
-            x = require_tensor(x, "x")
-            require_ndim(x, "x", (3,), "(B, T, F)" if self.batch_first else "(T, B, F)")
-            mask = x.new_ones(()).bool().expand(x.shape[:2])
-        functional = type(self)._functional
-        return functional(self._module, x, mask, hx, self.masked_output, lengths=lengths)
-
-
-def _config(
-    input_size: int,
-    hidden_size: int,
-    num_layers: int,
-    bias: bool,
-    batch_first: bool,
-    dropout: float,
-    bidirectional: bool,
-) -> dict[str, object]:
-    return {
-        "input_size": input_size,
-        "hidden_size": hidden_size,
-        "num_layers": num_layers,
-        "bias": bias,
-        "batch_first": batch_first,
-        "dropout": float(dropout),
-        "bidirectional": bidirectional,
-    }
-
-
-class MaskedGRU(_MaskedRecurrent):
+class MaskedGRU(MaskedRecurrent):
     """An ``nn.GRU`` that skips masked time steps exactly, for any mask.
 
     The contract of :class:`~lstm_zero_lib.MaskedLSTM`, for a GRU: masked steps are
@@ -598,7 +506,7 @@ class MaskedGRU(_MaskedRecurrent):
         masked_output: MaskedOutput = "zero",
         gru: nn.GRU | None = None,
     ) -> None:
-        config = _config(
+        config = module_config(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
         )
         super().__init__(gru, lambda: nn.GRU(**config), check_gru, config, masked_output)
@@ -614,18 +522,10 @@ class MaskedGRU(_MaskedRecurrent):
         True
         """
         gru = check_gru(gru)
-        return cls(
-            *_sizes(gru),
-            bias=gru.bias,
-            batch_first=gru.batch_first,
-            dropout=gru.dropout,
-            bidirectional=gru.bidirectional,
-            masked_output=masked_output,
-            gru=gru,
-        )
+        return cls(**existing_config(gru), masked_output=masked_output, gru=gru)
 
 
-class MaskedRNN(_MaskedRecurrent):
+class MaskedRNN(MaskedRecurrent):
     """An ``nn.RNN`` (Elman, tanh or relu) that skips masked time steps exactly.
 
     The contract of :class:`MaskedGRU`, for ``nn.RNN``; ``nonlinearity`` is ``nn.RNN``'s.
@@ -665,7 +565,7 @@ class MaskedRNN(_MaskedRecurrent):
         masked_output: MaskedOutput = "zero",
         rnn: nn.RNN | None = None,
     ) -> None:
-        config = _config(
+        config = module_config(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
         )
         config["nonlinearity"] = nonlinearity
@@ -682,17 +582,5 @@ class MaskedRNN(_MaskedRecurrent):
         True
         """
         rnn = check_rnn(rnn)
-        return cls(
-            *_sizes(rnn),
-            nonlinearity=rnn.nonlinearity,
-            bias=rnn.bias,
-            batch_first=rnn.batch_first,
-            dropout=rnn.dropout,
-            bidirectional=rnn.bidirectional,
-            masked_output=masked_output,
-            rnn=rnn,
-        )
-
-
-def _sizes(module: nn.RNNBase) -> tuple[int, int, int]:
-    return module.input_size, module.hidden_size, module.num_layers
+        config = existing_config(rnn)
+        return cls(**config, nonlinearity=rnn.nonlinearity, masked_output=masked_output, rnn=rnn)
