@@ -346,3 +346,21 @@ def test_bad_input_raises_input_error_naming_the_argument(cell, says):
             MaskedRNN(F, 7, rnn=inner)
     with pytest.raises(InputError, match=says("lstm", "nn.GRU or nn.RNN", "Linear")):
         reference_forward(nn.Linear(2, 2), x, mask)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_zeroing_by_clearing_bits_is_exact_nan_safe_and_passes_gradient(dtype):
+    from lstm_zero_lib.gru_rnn import _zero_masked
+
+    x = torch.randn(3, 4, 2).to(dtype)
+    x[0, 1] = float("nan")
+    x[2, 3] = float("-inf")
+    skip = torch.zeros(3, 4, 1, dtype=torch.bool)
+    skip[0, 1] = skip[2, 3] = skip[1, 0] = True
+    x.requires_grad_()
+    out = _zero_masked(x, skip)
+    assert out.dtype == dtype
+    assert torch.equal(out, torch.where(skip, torch.zeros((), dtype=dtype), x))
+    assert not torch.signbit(out[skip.expand_as(out)]).any(), "masked slots are +0"
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert torch.equal(grad, (~skip).to(dtype).expand_as(x))
