@@ -180,35 +180,29 @@ def _direction_params(module: nn.RNNBase, layer: int, direction: int) -> list[Te
 # --------------------------------------------------------------------------- GRU
 
 
-def _check_hold_margin(gru: nn.GRU, h0: Tensor | None, big: float) -> None:
-    """Refuse weights or an ``h_0`` so large that the hold gates might not saturate.
+def _hold_margin(gru: nn.GRU, h0: Tensor | None) -> Tensor:
+    """A bound on ``|W_h h + b|`` over the reset and update gates' rows (0-d tensor).
 
-    On a held step the reset and update gates' pre-activations are ``-+big + W_h h + b``
-    (the masked input is zeroed). A GRU step keeps ``|h'| <= max(1, |h|)``, so
+    On a held step those gates' pre-activations are ``-+big + W_h h + b`` (the masked
+    input is zeroed). A GRU step keeps ``|h'| <= max(1, |h|)``, so
     ``|h| <= max(1, max |h_0|)`` throughout, and the row sums of ``|W_hr|``, ``|W_hz|`` times
     that, plus ``|b|``, bound the perturbation; sigmoid is exactly 0 or 1 once the
     pre-activation is past about -90 or 17 (float32; -750 or 37 in float64). Checked on every
-    call, like the LSTM's margin.
+    call, like the LSTM's margin; few ops, all layers and directions at once, since on the
+    CPU each small op costs about as much as a few hundred steps' worth of arithmetic.
     """
     flat = _weights(gru)
     per = 4 if gru.bias else 2
-    rows = slice(0, 2 * gru.hidden_size)  # gate order r, z, n
+    rows = 2 * gru.hidden_size  # gate order r, z, n
+    starts = range(0, len(flat), per)
     with torch.no_grad():
-        scale = flat[1].new_ones(())
+        bound = torch.stack([flat[s + 1][:rows] for s in starts]).abs().sum(dim=2)
         if h0 is not None and h0.numel():
-            scale = torch.maximum(scale, h0.detach().abs().max())
-        bounds = []
-        for start in range(0, len(flat), per):
-            bound = flat[start + 1][rows].abs().sum(dim=1) * scale
-            if gru.bias:
-                bound = bound + (flat[start + 2][rows] + flat[start + 3][rows]).abs()
-            bounds.append(bound.max())
-        worst = float(torch.stack(bounds).max())
-    if not worst < big - 1000:
-        raise InputError(
-            f"gru: expected reset/update-gate weights and h_0 with max row sum "
-            f"|W_h| * max(1, |h_0|) + |b| < {big - 1000:g} for exact masking, got {worst:g}"
-        )
+            bound = bound * h0.detach().abs().max().clamp(min=1)
+        if gru.bias:
+            biases = torch.stack([flat[s + k][:rows] for s in starts for k in (2, 3)])
+            bound = bound + biases.abs().view(len(starts), 2, rows).sum(dim=1)
+        return bound.max()
 
 
 @functools.lru_cache(maxsize=64)
@@ -245,13 +239,20 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     batch, steps = mask.shape
     if steps == 0 or batch == 0:
         return _empty(gru, x, h0)
-    if bool(mask.all()):
-        plain: Result = gru(x, h0)  # nothing is masked: the plain kernel is already exact
+    big = _hold_weight(x.dtype)
+    # One host read for both: is anything masked, and do the hold gates saturate?
+    worst_t = _hold_margin(gru, h0)
+    nothing_masked, worst = torch.stack([mask.all().to(worst_t.dtype), worst_t]).tolist()
+    if nothing_masked:
+        plain: Result = gru(x, h0)  # the plain kernel is already exact
         return plain
+    if not worst < big - 1000:
+        raise InputError(
+            f"gru: expected reset/update-gate weights and h_0 with max row sum "
+            f"|W_h| * max(1, |h_0|) + |b| < {big - 1000:g} for exact masking, got {worst:g}"
+        )
     batch_first = gru.batch_first
     dirs = 2 if gru.bidirectional else 1
-    big = _hold_weight(x.dtype)
-    _check_hold_margin(gru, h0, big)
     gates = _gate_hold(gru.hidden_size, big, x.dtype, x.device)
     skip = ~(mask if batch_first else mask.t()).unsqueeze(2)
     channel = skip.to(x.dtype)

@@ -206,6 +206,7 @@ def test_gru_refuses_weights_or_h0_beyond_the_hold_margin():
         m.gru.weight_hh_l0[H : 2 * H] = 1e6
     with pytest.raises(InputError, match="gru: expected reset/update-gate weights"):
         m(x, mask)
+    m(x, torch.ones_like(mask))  # nothing masked: the plain kernel, no hold to saturate
     m.gru.weight_hh_l0.data[H : 2 * H] = 0.1
     m(x, mask)  # back inside the margin
 
