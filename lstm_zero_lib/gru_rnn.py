@@ -87,8 +87,9 @@ def _kernel_call(kernel: Callable[..., Result], *args: object) -> Result:
         return kernel(*args)
 
 
-class _ZeroMasked(torch.autograd.Function):
-    """``x`` with its masked slots set to +0 by clearing their bits.
+class _MaskedInput(torch.autograd.Function):
+    """``x`` with its masked slots set to +0 by clearing their bits, optionally followed by
+    the padding channel (1 on masked steps), written in one pass into one new tensor.
 
     Exact and NaN/inf-safe like ``torch.where(skip, 0, x)`` (``x * keep`` is not:
     ``nan * 0 = nan``), and on the CPU several times cheaper than a select that broadcasts a
@@ -96,26 +97,31 @@ class _ZeroMasked(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, skip: Tensor) -> Tensor:
+    def forward(ctx: Any, x: Tensor, skip: Tensor, channel: bool) -> Tensor:
         keep = (~skip).to(x.dtype)
         ctx.save_for_backward(keep)
+        features = ctx.features = x.shape[2]
         ints = _SAME_SIZE_INT[x.element_size()]
         bits = torch.where(skip, 0, -1).to(ints)  # all bits set on valid slots
-        return (x.view(ints) & bits).view(x.dtype)
+        out = x.new_empty(*x.shape[:2], features + int(channel))
+        torch.bitwise_and(x.view(ints), bits, out=out.view(ints)[..., :features])
+        if channel:
+            torch.sub(1, keep, out=out[..., features:])
+        return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         (keep,) = ctx.saved_tensors
-        return grad * keep, None
+        return grad[..., : ctx.features] * keep, None, None
 
 
 _SAME_SIZE_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def _zero_masked(x: Tensor, skip: Tensor) -> Tensor:
+def _masked_input(x: Tensor, skip: Tensor, channel: bool) -> Tensor:
     """``x`` (``(B, T, F)`` or ``(T, B, F)``) with 0 where ``skip`` (laid out like ``x``, last
-    dim 1) is True; see :class:`_ZeroMasked`."""
-    out: Tensor = _ZeroMasked.apply(x, skip)  # type: ignore[no-untyped-call]
+    dim 1) is True, plus the padding channel if ``channel``; see :class:`_MaskedInput`."""
+    out: Tensor = _MaskedInput.apply(x, skip, channel)  # type: ignore[no-untyped-call]
     return out
 
 
@@ -255,30 +261,26 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     dirs = 2 if gru.bidirectional else 1
     gates = _gate_hold(gru.hidden_size, big, x.dtype, x.device)
     skip = ~(mask if batch_first else mask.t()).unsqueeze(2)
-    channel = skip.to(x.dtype)
-    keep = 1 - channel
     given = h0 is not None
     if h0 is None:
         h0 = x.new_zeros(gru.num_layers * dirs, batch, gru.hidden_size)
-    # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
-    # they get exactly zero gradient, and the gates' margin ignores them. Selected, not
-    # multiplied, for x (nan * 0 is nan); a layer's own outputs are finite, and multiplying
-    # them by 0/1 is several times cheaper on the CPU than a broadcast select.
-    out = _zero_masked(x, skip)
+    out = x
     h_n = []
     for layer in range(gru.num_layers):
-        if layer:
-            if gru.dropout and gru.training:
-                out = F.dropout(out, p=gru.dropout, training=True)
-            out = out * keep
-        inp = torch.cat([out, channel], dim=2)
+        if layer and gru.dropout and gru.training:
+            out = F.dropout(out, p=gru.dropout, training=True)
+        # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
+        # they get exactly zero gradient, and the gates' margin ignores them.
+        inp = _masked_input(out, skip, channel=True)
         params = _gru_layer_params(gru, layer, gates)
         state = h0[layer * dirs : (layer + 1) * dirs]
         args = (inp, state, params, gru.bias, 1, 0.0, False, dirs == 2, batch_first)
         out, h_k = _kernel_call(torch._VF.gru, *args)
         h_n.append(h_k)
     if not carry:
-        # In place where nothing records it for backward: one large allocation fewer.
+        # Finite outputs: a 0/1 product is several times cheaper on the CPU than a broadcast
+        # select; in place where nothing records it for backward.
+        keep = (~skip).to(out.dtype)
         out = out * keep if out.requires_grad else out.mul_(keep)
     elif given:
         # A masked step already emits the held state; before a direction's first valid step
@@ -308,7 +310,8 @@ def _right_padded_rnn(
     steps = x.shape[time_dim]
     skip = ~(mask if batch_first else mask.t()).unsqueeze(2)
     # Steps past the longest row are not run; the padding is zeroed so NaN/inf cannot leak.
-    out = _zero_masked(x.narrow(time_dim, 0, longest), skip.narrow(time_dim, 0, longest))
+    out = x.narrow(time_dim, 0, longest)
+    out = _masked_input(out, skip.narrow(time_dim, 0, longest), channel=False)
     last = (lengths - 1).clamp(min=0)
     some = (lengths > 0).unsqueeze(1)
     kernel = _rnn_kernel(rnn)

@@ -350,8 +350,9 @@ def test_bad_input_raises_input_error_naming_the_argument(cell, says):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
-def test_zeroing_by_clearing_bits_is_exact_nan_safe_and_passes_gradient(dtype):
-    from lstm_zero_lib.gru_rnn import _zero_masked
+@pytest.mark.parametrize("channel", [False, True])
+def test_zeroing_by_clearing_bits_is_exact_nan_safe_and_passes_gradient(dtype, channel):
+    from lstm_zero_lib.gru_rnn import _masked_input
 
     x = torch.randn(3, 4, 2).to(dtype)
     x[0, 1] = float("nan")
@@ -359,9 +360,11 @@ def test_zeroing_by_clearing_bits_is_exact_nan_safe_and_passes_gradient(dtype):
     skip = torch.zeros(3, 4, 1, dtype=torch.bool)
     skip[0, 1] = skip[2, 3] = skip[1, 0] = True
     x.requires_grad_()
-    out = _zero_masked(x, skip)
-    assert out.dtype == dtype
-    assert torch.equal(out, torch.where(skip, torch.zeros((), dtype=dtype), x))
-    assert not torch.signbit(out[skip.expand_as(out)]).any(), "masked slots are +0"
+    out = _masked_input(x, skip, channel)
+    assert out.dtype == dtype and out.shape == (3, 4, 2 + channel)
+    assert torch.equal(out[..., :2], torch.where(skip, torch.zeros((), dtype=dtype), x))
+    assert not torch.signbit(out[..., :2][skip.expand(3, 4, 2)]).any(), "masked slots are +0"
+    if channel:
+        assert torch.equal(out[..., 2:], skip.to(dtype))
     (grad,) = torch.autograd.grad(out.sum(), x)
     assert torch.equal(grad, (~skip).to(dtype).expand_as(x))
