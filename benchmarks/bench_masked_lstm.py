@@ -1,11 +1,14 @@
 """Benchmark exact masking against plain nn.LSTM, pack_padded_sequence and a step loop.
 
+MaskedGRU and MaskedRNN are timed the same way against plain nn.GRU / nn.RNN (their own
+tables and figure).
+
 Run with ``make bench`` (or ``python benchmarks/bench_masked_lstm.py --help``). Every method
 is checked against the per-sequence oracle before it is timed; the timings are interleaved
 in one process (single-threaded on the CPU unless ``--threads``) and reported as ratios to
 plain ``nn.LSTM`` on the same padded batch, one ratio per repeat.
-Writes ``results/bench_masked_lstm[_cuda].json`` and ``.png``; ``--markdown FILE.json``
-prints the README table from a saved run without timing anything.
+Writes ``results/bench_masked_lstm[_cuda].json`` and ``.png`` (plus ``_gru_rnn.png``);
+``--markdown FILE.json`` prints the README table from a saved run without timing anything.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ from pathlib import Path
 
 import torch
 
-from lstm_zero_lib.book.benchmark import SUITE, TARGET_CONFIGS, markdown_table, run_suite
+from lstm_zero_lib.book.benchmark import (
+    SUITE,
+    TARGET_CONFIGS,
+    BenchConfig,
+    markdown_table,
+    run_suite,
+)
 from lstm_zero_lib.book.plotting import plot_speed_ratios, set_theme
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +37,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats per method")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--quick", action="store_true", help="5 repeats, three shapes only")
+    parser.add_argument(
+        "--quick", action="store_true", help="5 repeats, three LSTM and two GRU shapes only"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="output folder")
     parser.add_argument(
         "--markdown", type=Path, metavar="JSON", help="print the table of a saved run; no timing"
@@ -42,8 +53,28 @@ def conditions(meta: dict[str, object]) -> str:
         f"{meta['device_name']} ({meta['device']}), torch {meta['torch']}, "
         f"{meta['threads']} thread(s), {meta['repeats']} interleaved repeats per method, "
         f"timed by {meta.get('clock', 'wall clock')}; "
-        "each cell: median time / plain nn.LSTM time, (min-max over repeats)"
+        "each cell: median time / plain module's time (nn.LSTM, nn.GRU or nn.RNN), "
+        "(min-max over repeats)"
     )
+
+
+def tables(rows: list[dict[str, object]]) -> str:
+    """The LSTM table, then one per other cell that was measured."""
+    parts = [markdown_table(rows)]
+    for ours in ("MaskedGRU", "MaskedRNN"):
+        cell = ours.removeprefix("Masked").lower()
+        if any(row.get("cell") == cell for row in rows):
+            parts.append(f"{ours} (ratios to plain nn.{cell.upper()}):\n\n")
+            parts[-1] += markdown_table(rows, ours=ours)
+    return "\n\n".join(parts)
+
+
+#: ``--quick``: the LSTM's target shapes and two GRU shapes.
+QUICK = (
+    *TARGET_CONFIGS,
+    BenchConfig(steps=200, cell="gru"),
+    BenchConfig(steps=100, bidirectional=True, mask="gaps", cell="gru"),
+)
 
 
 def main() -> None:
@@ -51,10 +82,10 @@ def main() -> None:
     if args.markdown:
         saved = json.loads(args.markdown.read_text())
         print(f"Measured on {conditions(saved['meta'])}.\n")
-        print(markdown_table(saved["results"]))
+        print(tables(saved["results"]))
         return
     torch.set_num_threads(args.threads)
-    configs = list(TARGET_CONFIGS) if args.quick else list(SUITE)
+    configs = list(QUICK) if args.quick else list(SUITE)
     repeats = 5 if args.quick else args.repeats
     rows = run_suite(configs, repeats=repeats, device=args.device)
     device_name = (
@@ -84,8 +115,17 @@ def main() -> None:
         title=f"Exact masking vs plain nn.LSTM ({device_name}, torch {torch.__version__})",
     )
     fig.savefig(args.out / f"{stem}.png", bbox_inches="tight")
+    others = [row for row in rows if row.get("cell", "lstm") != "lstm"]
+    if others:
+        fig = plot_speed_ratios(
+            others,
+            ["MaskedGRU", "MaskedRNN", "pack_padded_sequence"],
+            title=f"Exact masking vs plain nn.GRU / nn.RNN ({device_name})",
+            baseline="nn.GRU / nn.RNN",
+        )
+        fig.savefig(args.out / f"{stem}_gru_rnn.png", bbox_inches="tight")
     print(f"Measured on {conditions(meta)}.\n")
-    print(markdown_table(rows))
+    print(tables(rows))
     print(f"\nwrote {args.out / stem}.json and .png")
 
 

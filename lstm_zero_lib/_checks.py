@@ -181,27 +181,63 @@ def check_lstm_inputs(
     return x, bool_mask, state
 
 
-def check_lstm_x_hx(lstm: nn.LSTM, x: object, hx: object) -> tuple[Tensor, State | None]:
-    """Validate ``x`` and the optional initial state ``hx`` against ``lstm``."""
-    layout = "(B, T, F)" if lstm.batch_first else "(T, B, F)"
+def check_x(module: nn.RNNBase, x: object) -> Tensor:
+    """Validate ``x`` (layout, size, device, dtype) against a recurrent ``module``."""
+    kind = module.mode.split("_")[0]  # "LSTM", "GRU" or "RNN" (from "RNN_TANH")
+    layout = "(B, T, F)" if module.batch_first else "(T, B, F)"
     x = require_tensor(x, "x")
     require_ndim(x, "x", (3,), layout)
-    if x.shape[2] != lstm.input_size:
+    if x.shape[2] != module.input_size:
         raise InputError(
-            f"x: expected shape {layout} with F = input_size = {lstm.input_size}, "
+            f"x: expected shape {layout} with F = input_size = {module.input_size}, "
             f"got {shape_str(x.shape)}"
         )
-    weight = lstm.weight_ih_l0
+    weight = module.weight_ih_l0
     if x.device != weight.device:
         raise InputError(
-            f"x: expected a tensor on the LSTM's device {weight.device}, got {x.device}"
+            f"x: expected a tensor on the {kind}'s device {weight.device}, got {x.device}"
         )
     if x.dtype != weight.dtype:
-        raise InputError(f"x: expected dtype {weight.dtype} (the LSTM's weights), got {x.dtype}")
+        raise InputError(f"x: expected dtype {weight.dtype} (the {kind}'s weights), got {x.dtype}")
+    return x
+
+
+def state_shape(module: nn.RNNBase, x: Tensor) -> tuple[int, int, int]:
+    """``(num_layers * num_directions, B, hidden_size)``: one part of an initial state."""
+    batch = x.shape[0] if module.batch_first else x.shape[1]
+    return (module.num_layers * (2 if module.bidirectional else 1), batch, module.hidden_size)
+
+
+def check_h0(module: nn.RNNBase, x: Tensor, hx: object) -> Tensor | None:
+    """Validate the one-tensor initial state of an ``nn.GRU`` / ``nn.RNN`` against ``x``."""
+    if hx is None:
+        return None
+    expected = state_shape(module, x)
+    if not isinstance(hx, Tensor):
+        raise InputError(
+            f"hx: expected a tensor h_0 of shape {shape_str(expected)}, got {type(hx).__name__}"
+        )
+    _check_state_part(hx, "h_0", expected, x)
+    return hx
+
+
+def _check_state_part(t: Tensor, part: str, expected: tuple[int, int, int], x: Tensor) -> None:
+    if tuple(t.shape) != expected:
+        raise InputError(
+            f"hx: expected {part} of shape {shape_str(expected)} "
+            f"(num_layers * num_directions, B, hidden_size), got {shape_str(t.shape)}"
+        )
+    require_same_device(t, f"hx ({part})", x)
+    if t.dtype != x.dtype:
+        raise InputError(f"hx: expected {part} of dtype {x.dtype}, got {t.dtype}")
+
+
+def check_lstm_x_hx(lstm: nn.LSTM, x: object, hx: object) -> tuple[Tensor, State | None]:
+    """Validate ``x`` and the optional initial state ``hx`` against ``lstm``."""
+    x = check_x(lstm, x)
     if hx is None:
         return x, None
-    batch = x.shape[0] if lstm.batch_first else x.shape[1]
-    expected = (lstm.num_layers * (2 if lstm.bidirectional else 1), batch, lstm.hidden_size)
+    expected = state_shape(lstm, x)
     if not (
         isinstance(hx, (tuple, list)) and len(hx) == 2 and all(isinstance(t, Tensor) for t in hx)
     ):
@@ -211,12 +247,19 @@ def check_lstm_x_hx(lstm: nn.LSTM, x: object, hx: object) -> tuple[Tensor, State
         )
     h0, c0 = hx
     for part, t in (("h_0", h0), ("c_0", c0)):
-        if tuple(t.shape) != expected:
-            raise InputError(
-                f"hx: expected {part} of shape {shape_str(expected)} "
-                f"(num_layers * num_directions, B, hidden_size), got {shape_str(t.shape)}"
-            )
-        require_same_device(t, f"hx ({part})", x)
-        if t.dtype != x.dtype:
-            raise InputError(f"hx: expected {part} of dtype {x.dtype}, got {t.dtype}")
+        _check_state_part(t, part, expected, x)
     return x, (h0, c0)
+
+
+def check_gru(gru: object) -> nn.GRU:
+    """Return ``gru`` if it is an ``nn.GRU``, else raise."""
+    if not isinstance(gru, nn.GRU):
+        raise InputError(f"gru: expected a torch.nn.GRU, got {type(gru).__name__}")
+    return gru
+
+
+def check_rnn(rnn: object) -> nn.RNN:
+    """Return ``rnn`` if it is an ``nn.RNN`` (tanh or relu), else raise."""
+    if not isinstance(rnn, nn.RNN):
+        raise InputError(f"rnn: expected a torch.nn.RNN, got {type(rnn).__name__}")
+    return rnn

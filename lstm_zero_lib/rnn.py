@@ -41,7 +41,6 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -59,17 +58,11 @@ from ._checks import (
     shape_str,
 )
 from ._compaction import Compaction, scatter_back, with_padding_row
+from ._masked_module import MaskedOutput, MaskedRecurrent, existing_config, module_config
+from ._masked_module import check_masked_output as _check_masked_output
 from .errors import InputError
 
 __all__ = ["MaskedLSTM", "masked_lstm"]
-
-MaskedOutput = Literal["zero", "carry"]
-_MASKED_OUTPUTS = ("zero", "carry")
-
-
-def _check_masked_output(masked_output: object) -> None:
-    if masked_output not in _MASKED_OUTPUTS:
-        raise InputError(f"masked_output: expected 'zero' or 'carry', got {masked_output!r}")
 
 
 def _hold_weight(dtype: torch.dtype) -> float:
@@ -78,7 +71,7 @@ def _hold_weight(dtype: torch.dtype) -> float:
     return 1.0e4 if dtype == torch.float16 else 1.0e6
 
 
-def _weights(lstm: nn.LSTM) -> list[Tensor]:
+def _weights(lstm: nn.RNNBase) -> list[Tensor]:
     """The module's own weight list, in kernel order: per layer and direction
     ``w_ih, w_hh[, b_ih, b_hh]`` (what ``nn.LSTM.forward`` hands the kernel; ``all_weights``
     holds the same tensors but rebuilds its lists by name on every access)."""
@@ -196,9 +189,12 @@ _fused_lstm: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disab
 # --------------------------------------------------------------------------- one block
 
 
-def _at_step(out: Tensor, step: Tensor) -> Tensor:
-    """Time-major ``out`` at time ``step[b]`` for each row ``b``: ``(B, C)``."""
-    return out.gather(0, step.view(1, -1, 1).expand(1, -1, out.shape[2])).squeeze(0)
+def _at_step(out: Tensor, step: Tensor, batch_first: bool = False) -> Tensor:
+    """``out`` at time ``step[b]`` for each row ``b``: ``(B, C)``."""
+    width = out.shape[2]
+    if batch_first:
+        return out.gather(1, step.view(-1, 1, 1).expand(-1, 1, width)).squeeze(1)
+    return out.gather(0, step.view(1, -1, 1).expand(1, -1, width)).squeeze(0)
 
 
 def _block_forward(
@@ -368,7 +364,7 @@ def _plain(lstm: nn.LSTM, x: Tensor, hx: State | None) -> tuple[Tensor, State]:
     return result
 
 
-def _nothing_valid(lstm: nn.LSTM, x: Tensor, hx: State | None) -> tuple[Tensor, State]:
+def _nothing_valid(lstm: nn.RNNBase, x: Tensor, hx: State | None) -> tuple[Tensor, State]:
     """Every sequence keeps its initial state; outputs are zeros (also for ``T = 0``).
 
     Still tied to the graph (with zero gradient), so a training step on an all-padding
@@ -534,7 +530,7 @@ def _lengths_forward(
     return _compacted_forward(lstm, x, ~masked, lengths, longest, state, carry, shortest)
 
 
-class MaskedLSTM(nn.Module):
+class MaskedLSTM(MaskedRecurrent):
     """An ``nn.LSTM`` that skips masked time steps exactly, for any mask.
 
     Masked steps are **skipped**: the state is carried across them unchanged, in both
@@ -610,6 +606,10 @@ class MaskedLSTM(nn.Module):
     0.0
     """
 
+    _name = "lstm"
+    _functional = staticmethod(masked_lstm)
+    lstm: nn.LSTM
+
     def __init__(
         self,
         input_size: int,
@@ -623,27 +623,10 @@ class MaskedLSTM(nn.Module):
         masked_output: MaskedOutput = "zero",
         lstm: nn.LSTM | None = None,
     ) -> None:
-        super().__init__()
-        _check_masked_output(masked_output)
-        config = {
-            "input_size": input_size,
-            "hidden_size": hidden_size,
-            "num_layers": num_layers,
-            "bias": bias,
-            "batch_first": batch_first,
-            "dropout": float(dropout),
-            "bidirectional": bidirectional,
-        }
-        if lstm is None:
-            lstm = nn.LSTM(**config)
-        else:
-            lstm = check_lstm(lstm)
-            differ = {k: v for k, v in config.items() if getattr(lstm, k) != v}
-            if differ:
-                got = {k: getattr(lstm, k) for k in differ}
-                raise InputError(f"lstm: expected a module with {differ}, got {got}")
-        self.lstm = lstm
-        self.masked_output: MaskedOutput = masked_output
+        config = module_config(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+        )
+        super().__init__(lstm, lambda: nn.LSTM(**config), check_lstm, config, masked_output)
 
     @classmethod
     def from_lstm(cls, lstm: nn.LSTM, *, masked_output: MaskedOutput = "zero") -> MaskedLSTM:
@@ -656,25 +639,7 @@ class MaskedLSTM(nn.Module):
         True
         """
         lstm = check_lstm(lstm)
-        return cls(
-            lstm.input_size,
-            lstm.hidden_size,
-            lstm.num_layers,
-            bias=lstm.bias,
-            batch_first=lstm.batch_first,
-            dropout=lstm.dropout,
-            bidirectional=lstm.bidirectional,
-            masked_output=masked_output,
-            lstm=lstm,
-        )
-
-    @property
-    def batch_first(self) -> bool:
-        """Layout of inputs and outputs, as for ``nn.LSTM``."""
-        return self.lstm.batch_first
-
-    def extra_repr(self) -> str:
-        return f"masked_output={self.masked_output!r}"
+        return cls(**existing_config(lstm), masked_output=masked_output, lstm=lstm)
 
     def forward(
         self,
@@ -702,12 +667,5 @@ class MaskedLSTM(nn.Module):
         tuple
             ``(output, (h_n, c_n))`` with ``nn.LSTM``'s shapes.
         """
-        if mask is not None and lengths is not None:
-            raise InputError("mask, lengths: expected at most one of them, got both")
-        if lengths is not None:
-            return masked_lstm(self.lstm, x, None, hx, self.masked_output, lengths=lengths)
-        if mask is None:
-            x = require_tensor(x, "x")
-            require_ndim(x, "x", (3,), "(B, T, F)" if self.batch_first else "(T, B, F)")
-            mask = x.new_ones(()).bool().expand(x.shape[:2])
-        return masked_lstm(self.lstm, x, mask, hx=hx, masked_output=self.masked_output)
+        result: tuple[Tensor, State] = super().forward(x, mask, lengths=lengths, hx=hx)
+        return result

@@ -95,13 +95,17 @@ def _place_outputs(y: Tensor, valid: list[int], steps: int, hidden: int, masked_
 
 
 def oracle_forward(
-    lstm: nn.LSTM,
+    lstm: nn.LSTM | nn.GRU | nn.RNN,
     x: Tensor,
     mask: Tensor,
-    hx: tuple[Tensor, Tensor] | None = None,
+    hx: tuple[Tensor, Tensor] | Tensor | None = None,
     masked_output: str = "zero",
-) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-    """Run ``lstm`` on every sequence's valid steps alone; differentiable."""
+) -> tuple[Tensor, tuple[Tensor, Tensor] | Tensor]:
+    """Run ``lstm`` on every sequence's valid steps alone; differentiable.
+
+    An ``nn.GRU`` or ``nn.RNN`` takes and returns ``h`` alone instead of ``(h, c)``.
+    """
+    is_lstm = isinstance(lstm, nn.LSTM)
     batch_first = lstm.batch_first
     xb = x if batch_first else x.transpose(0, 1)
     mb = (mask if batch_first else mask.transpose(0, 1)).bool()
@@ -116,12 +120,13 @@ def oracle_forward(
             h0 = xb.new_zeros(n_states, 1, hidden)
             c0 = xb.new_zeros(n_states, 1, hidden)
         else:
-            h0 = hx[0][:, b : b + 1].contiguous()
-            c0 = hx[1][:, b : b + 1].contiguous()
+            h0 = (hx[0] if is_lstm else hx)[:, b : b + 1].contiguous()
+            c0 = hx[1][:, b : b + 1].contiguous() if is_lstm else h0
         if valid:
             seq = xb[b, valid]  # (L, F)
             seq = seq.unsqueeze(0) if batch_first else seq.unsqueeze(1)
-            y, (h_n, c_n) = lstm(seq, (h0, c0))
+            y, state = lstm(seq, (h0, c0) if is_lstm else h0)
+            h_n, c_n = state if is_lstm else (state, c0)
             y = y[0] if batch_first else y[:, 0]
         else:
             y = xb.new_zeros(0, directions * hidden)
@@ -132,6 +137,8 @@ def oracle_forward(
     out = torch.stack(outs)
     if not batch_first:
         out = out.transpose(0, 1)
+    if not is_lstm:
+        return out, torch.cat(hs, dim=1)
     return out, (torch.cat(hs, dim=1), torch.cat(cs, dim=1))
 
 

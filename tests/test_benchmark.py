@@ -107,3 +107,29 @@ def test_markdown_table_from_rows():
     lines = markdown_table(rows).splitlines()
     assert len(lines) == 3 and lines[2].startswith("| right | B4 T7 H5 F3 |")
     assert lines[2].count("|") == lines[0].count("|")
+
+
+@pytest.mark.parametrize("cell", ["gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("mask", ["right", "gaps"])
+def test_gru_and_rnn_configs_check_and_time_against_their_plain_module(
+    cell: str, bidirectional: bool, mask: str
+):
+    from lstm_zero_lib.book.benchmark import goal, markdown_table
+
+    config = BenchConfig(**SMALL, layers=2, bidirectional=bidirectional, mask=mask, cell=cell)
+    ours = f"Masked{cell.upper()}"
+    errors = check_methods(config)
+    right = {"pack_padded_sequence", f"{ours} lengths="} if mask == "right" else set()
+    assert set(errors) == {ours} | right and max(errors.values()) < 1e-5
+    module, _, _ = make_batch(config)
+    assert type(module).__name__ == cell.upper() and cell.upper() in config.label
+
+    rows = time_config(config, backward=True, repeats=2, warmup=0)
+    assert rows[0]["method"] == f"nn.{cell.upper()}" and rows[0]["ratio_median"] == 1.0
+    assert {r["method"] for r in rows} == {f"nn.{cell.upper()}", ours} | right
+    for row in rows:
+        row["goal"] = goal(config)
+    lines = markdown_table(rows, ours=ours).splitlines()
+    assert len(lines) == 3 and ours in lines[0] and lines[2].startswith(f"| {mask} | B4 T7")
+    assert len(markdown_table(rows).splitlines()) == 2, "an LSTM table leaves GRU/RNN rows out"

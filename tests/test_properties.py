@@ -1,4 +1,5 @@
-"""Property tests (hypothesis, derandomized "ci" profile from conftest.py) for MaskedLSTM.
+"""Property tests (hypothesis, derandomized "ci" profile from conftest.py) for MaskedLSTM,
+MaskedGRU and MaskedRNN.
 
 Random B 1-5, T 1-8, F 1-4, H 1-5, layers 1-3, uni/bidirectional, batch-first/time-major,
 masks per row: any boolean pattern, right-padded or left-padded (so all-masked and fully valid
@@ -9,6 +10,9 @@ Examples per property (the max_examples passed to @settings):
   (b) test_masked_values_and_extra_padding_are_inert ... 500
   (c) test_gradient_isolation .......................... 400
   (d) test_gradients_match_oracle ...................... 300
+  (e) test_gru_rnn_match_oracle ........................ 400 (GRU, tanh and relu RNN)
+  (f) test_gru_rnn_masked_values_are_inert ............. 300
+  (g) test_gru_rnn_gradients_match_oracle_and_isolate .. 300
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from lstm_zero_lib import MaskedLSTM
+from lstm_zero_lib import MaskedGRU, MaskedLSTM, MaskedRNN
 
 N_ORACLE = 600
 N_INERT = 500
 N_GRAD = 400
 N_ORACLE_GRAD = 300
+N_OTHER = 400
+N_OTHER_INERT = 300
+N_OTHER_GRAD = 300
 
 NAN, INF = float("nan"), float("inf")
 
@@ -218,4 +225,84 @@ def test_gradients_match_oracle(cfg: Config, oracle, close):
     got = _grads(lambda x, hx: b.module(x, b.mask, hx=hx), b, x, hx)
     want = _grads(lambda x, hx: oracle(b.lstm, x, b.mask, hx, cfg.masked_output), b, x, hx)
     for g, w in zip(got, want, strict=True):
+        close(g, w, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- GRU and RNN
+
+CELLS = st.sampled_from(["gru", "tanh", "relu"])
+
+
+@dataclass
+class BuiltOther:
+    inner: nn.GRU | nn.RNN
+    module: MaskedGRU | MaskedRNN
+    x: Tensor
+    mask: Tensor
+    hx: Tensor | None
+
+
+def build_other(cfg: Config, cell: str) -> BuiltOther:
+    """The LSTM config's shapes, mask and input, for a GRU or an RNN with ``h_0`` alone."""
+    b = build(cfg)
+    torch.manual_seed(cfg.seed)
+    sizes = (cfg.features, cfg.hidden, cfg.num_layers)
+    layout = {"batch_first": cfg.batch_first, "bidirectional": cfg.bidirectional}
+    module: MaskedGRU | MaskedRNN
+    if cell == "gru":
+        inner: nn.GRU | nn.RNN = nn.GRU(*sizes, **layout)
+        module = MaskedGRU.from_gru(inner, masked_output=cfg.masked_output)
+    else:
+        inner = nn.RNN(*sizes, nonlinearity=cell, **layout)
+        module = MaskedRNN.from_rnn(inner, masked_output=cfg.masked_output)
+    return BuiltOther(inner, module, b.x, b.mask, None if b.hx is None else b.hx[0])
+
+
+@settings(max_examples=N_OTHER)
+@given(cfg=configs(), cell=CELLS)
+def test_gru_rnn_match_oracle(cfg: Config, cell: str, oracle, close):
+    b = build_other(cfg, cell)
+    out, h_n = b.module(b.x, b.mask, hx=b.hx)
+    ref_out, ref_h = oracle(b.inner, b.x, b.mask, b.hx, cfg.masked_output)
+    close(out, ref_out)
+    close(h_n, ref_h)
+    if cfg.masked_output == "zero":
+        assert torch.all(out[~b.mask] == 0)
+
+
+@settings(max_examples=N_OTHER_INERT)
+@given(cfg=configs(), cell=CELLS, kind=st.sampled_from(["random", "nan", "inf", "mixed"]))
+def test_gru_rnn_masked_values_are_inert(cfg: Config, cell: str, kind: str):
+    b = build_other(cfg, cell)
+    dirty = torch.where(b.mask.unsqueeze(-1), b.x, _fill(tuple(b.x.shape), kind, cfg.seed))
+    out, h_n = b.module(b.x, b.mask, hx=b.hx)
+    d_out, d_h = b.module(dirty, b.mask, hx=b.hx)
+    _same(d_out, out)
+    _same(d_h, h_n)
+
+
+@settings(max_examples=N_OTHER_GRAD)
+@given(cfg=configs(), cell=CELLS)
+def test_gru_rnn_gradients_match_oracle_and_isolate(cfg: Config, cell: str, oracle, close):
+    b = build_other(cfg, cell)
+    dirty = torch.where(b.mask.unsqueeze(-1), b.x, _fill(tuple(b.x.shape), "mixed", cfg.seed))
+    hx = None if b.hx is None else b.hx.clone().requires_grad_()
+    inputs = [*([hx] if hx is not None else []), *b.inner.parameters()]
+
+    def grads(forward: Callable[[Tensor], tuple[Tensor, Tensor]], x: Tensor) -> list[Tensor]:
+        x = x.clone().requires_grad_()
+        out, h_n = forward(x)
+        gen = torch.Generator().manual_seed(7)
+        loss = sum((t * torch.randn(t.shape, generator=gen)).sum() for t in (out, h_n))
+        if not loss.requires_grad:  # every row masked and no hx: the result is a constant
+            return [torch.zeros_like(i) for i in (x, *inputs)]
+        leaves = [x, *inputs]
+        found = torch.autograd.grad(loss, leaves, allow_unused=True)
+        return [torch.zeros_like(i) if g is None else g for g, i in zip(found, leaves, strict=True)]
+
+    got = grads(lambda x: b.module(x, b.mask, hx=hx), dirty)
+    want = grads(lambda x: oracle(b.inner, x, b.mask, hx, cfg.masked_output), b.x)
+    assert torch.all(got[0][~b.mask] == 0), "masked slots get exactly zero gradient"
+    for g, w in zip(got, want, strict=True):
+        assert torch.isfinite(g).all()
         close(g, w, atol=1e-4)

@@ -1,5 +1,9 @@
 """Side-by-side timing of exact masking against plain ``nn.LSTM`` (used by ``make bench``).
 
+The same for ``nn.GRU`` and ``nn.RNN`` (:attr:`BenchConfig.cell`): there the methods are
+:class:`~lstm_zero_lib.MaskedGRU` / :class:`~lstm_zero_lib.MaskedRNN` and
+``pack_padded_sequence``, and the ratios are to plain ``nn.GRU`` / ``nn.RNN``.
+
 Every method runs on the same padded batch with the same weights, and is checked against
 the oracle before it is timed. Timings are interleaved (all methods once per repeat, in a
 shuffled order) so drift in the machine's speed hits all of them alike, and each repeat
@@ -15,6 +19,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +27,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from tqdm import tqdm  # plain bar: tqdm.auto warns without ipywidgets
 
 from ..diagnostics import reference_forward
+from ..gru_rnn import masked_gru, masked_rnn
 from ..masks import lengths_to_mask
 from ..rnn import masked_lstm
 
@@ -31,6 +37,7 @@ __all__ = [
     "step_loop_lstm",
     "packed_lstm",
     "METHODS",
+    "CELL_METHODS",
     "check_methods",
     "time_config",
     "run_suite",
@@ -41,13 +48,15 @@ __all__ = [
     "markdown_table",
 ]
 
-Runner = Callable[[nn.LSTM, Tensor, Tensor], tuple[Tensor, tuple[Tensor, Tensor]]]
+# (module, x, mask) -> (output, state): the state is (h, c) for an LSTM, h otherwise.
+Runner = Callable[[Any, Tensor, Tensor], tuple[Tensor, Any]]
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """One benchmark shape. ``mask`` is ``"right"`` (random lengths), ``"left"`` (the same
-    lengths, padded at the start) or ``"gaps"``."""
+    lengths, padded at the start) or ``"gaps"``; ``cell`` is ``"lstm"``, ``"gru"`` or
+    ``"rnn"`` (tanh)."""
 
     batch: int = 32
     steps: int = 100
@@ -56,6 +65,7 @@ class BenchConfig:
     layers: int = 1
     bidirectional: bool = False
     mask: str = "right"
+    cell: str = "lstm"
 
     @property
     def label(self) -> str:
@@ -69,13 +79,15 @@ class BenchConfig:
             parts.append("bidir")
         if self.mask != "right":
             parts.append(self.mask)
+        if self.cell != "lstm":
+            parts.append(self.cell.upper())
         return " ".join(parts)
 
 
 def make_batch(
     config: BenchConfig, *, seed: int = 0, device: torch.device | str = "cpu"
-) -> tuple[nn.LSTM, Tensor, Tensor]:
-    """A seeded LSTM, input and mask for ``config``.
+) -> tuple[Any, Tensor, Tensor]:
+    """A seeded LSTM (GRU, RNN: ``config.cell``), input and mask for ``config``.
 
     Right-padded masks have lengths uniform in ``T/2..T`` with one full-length row (so the
     padded batch is as long as plain ``nn.LSTM`` needs); ``"gaps"`` masks drop each step
@@ -89,7 +101,9 @@ def make_batch(
     """
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    lstm = nn.LSTM(
+    if config.cell not in _CELLS:
+        raise ValueError(f"config.cell: expected 'lstm', 'gru' or 'rnn', got {config.cell!r}")
+    lstm = _CELLS[config.cell](
         config.features,
         config.hidden,
         config.layers,
@@ -111,6 +125,9 @@ def make_batch(
     else:
         raise ValueError(f"config.mask: expected 'right', 'left' or 'gaps', got {config.mask!r}")
     return lstm.to(device), x.to(device), mask.to(device)
+
+
+_CELLS: dict[str, Callable[..., nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
 def step_loop_lstm(lstm: nn.LSTM, x: Tensor, mask: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -195,12 +212,47 @@ METHODS: dict[str, Runner] = {
     "MaskedLSTM lengths=": _masked_lengths,
 }
 
+
+def _exact(masked: Callable[..., tuple[Tensor, Any]]) -> tuple[Runner, Runner]:
+    """The mask and the ``lengths=`` runner of a functional masked layer."""
+
+    def with_mask(module: Any, x: Tensor, mask: Tensor) -> tuple[Tensor, Any]:
+        return masked(module, x, mask)
+
+    def with_lengths(module: Any, x: Tensor, mask: Tensor) -> tuple[Tensor, Any]:
+        return masked(module, x, None, lengths=mask.sum(dim=1))
+
+    return with_mask, with_lengths
+
+
+def _methods(kind: str, masked: Callable[..., tuple[Tensor, Any]]) -> dict[str, Runner]:
+    with_mask, with_lengths = _exact(masked)
+    return {
+        f"nn.{kind}": _plain,
+        "pack_padded_sequence": packed_lstm,  # nothing in it is LSTM-specific
+        f"Masked{kind}": with_mask,
+        f"Masked{kind} lengths=": with_lengths,
+    }
+
+
+#: Per ``BenchConfig.cell``: the methods, the plain module (the reference speed) first.
+CELL_METHODS: dict[str, dict[str, Runner]] = {
+    "lstm": METHODS,
+    "gru": _methods("GRU", masked_gru),
+    "rnn": _methods("RNN", masked_rnn),
+}
+
+
+def _state_parts(state: Any) -> tuple[Tensor, ...]:
+    return tuple(state) if isinstance(state, tuple) else (state,)
+
+
 #: The step loop is skipped above this many steps (minutes per shape otherwise).
 STEP_LOOP_MAX_STEPS = 200
 
 
 def _applicable(name: str, config: BenchConfig) -> bool:
-    if name in ("pack_padded_sequence", "MaskedLSTM lengths="):
+    if name == "pack_padded_sequence" or name.endswith(" lengths="):
         return config.mask == "right"
     if name == "step loop":
         return config.steps <= STEP_LOOP_MAX_STEPS
@@ -217,20 +269,23 @@ def check_methods(
     >>> errors = check_methods(BenchConfig(batch=3, steps=6, features=2, hidden=3, layers=2))
     >>> sorted(errors), max(errors.values()) < 1e-5
     (['MaskedLSTM', 'MaskedLSTM lengths=', 'pack_padded_sequence', 'step loop'], True)
+    >>> sorted(check_methods(BenchConfig(batch=3, steps=6, features=2, hidden=3, cell="gru")))
+    ['MaskedGRU', 'MaskedGRU lengths=', 'pack_padded_sequence']
     """
     lstm, x, mask = make_batch(config, device=device)
     lstm.eval()
     with torch.no_grad():
-        ref, (h_ref, c_ref) = reference_forward(lstm, x, mask)
+        ref, ref_state = reference_forward(lstm, x, mask)
         errors = {}
-        for name, run in METHODS.items():
-            if name == "nn.LSTM" or not _applicable(name, config):
+        _, *methods = CELL_METHODS[config.cell].items()  # all but the plain module
+        for name, run in methods:
+            if not _applicable(name, config):
                 continue
-            out, (h_n, c_n) = run(lstm, x, mask)
+            out, state = run(lstm, x, mask)
+            pairs = zip(_state_parts(state), _state_parts(ref_state), strict=True)
             err = max(
                 float((out - ref).abs().max()),
-                float((h_n - h_ref).abs().max()),
-                float((c_n - c_ref).abs().max()),
+                *(float((got - want).abs().max()) for got, want in pairs),
             )
             if not err <= atol:
                 raise AssertionError(f"{name} differs from the oracle by {err:.2e} on {config}")
@@ -283,17 +338,20 @@ def time_config(
 
     Each row holds the config, ``mode`` ("forward" or "forward+backward"), the method,
     the median time in ms, and the median, min, max and quartiles over repeats of the
-    per-repeat ratio to ``nn.LSTM``. Single-threaded CPU runs are timed with the thread's
-    CPU time (``time.thread_time``), so that other jobs on the machine do not add their
-    time slices to a measurement; anything else with the wall clock. Every exact method is
-    first checked against the oracle (:func:`check_methods`): an inexact one is never timed.
+    per-repeat ratio to the plain module (``nn.LSTM``, ``nn.GRU`` or ``nn.RNN``).
+    Single-threaded CPU runs are timed with the thread's CPU time (``time.thread_time``), so
+    that other jobs on the machine do not add their time slices to a measurement; anything
+    else with the wall clock. Every exact method is first checked against the oracle
+    (:func:`check_methods`): an inexact one is never timed.
     """
     device = torch.device(device)
     check_methods(config, device=device)
     lstm, x, mask = make_batch(config, device=device)
-    names = [n for n in (methods or METHODS) if _applicable(n, config)]
-    if "nn.LSTM" not in names:
-        names.insert(0, "nn.LSTM")
+    runners = CELL_METHODS[config.cell]
+    baseline = next(iter(runners))  # the plain module: nn.LSTM, nn.GRU or nn.RNN
+    names = [n for n in (methods or runners) if _applicable(n, config)]
+    if baseline not in names:
+        names.insert(0, baseline)
     order_rng = random.Random(seed)
     times: dict[str, list[float]] = {n: [] for n in names}
 
@@ -308,11 +366,11 @@ def time_config(
         _sync(device)
         start = clock()
         if backward:
-            out, (h_n, c_n) = METHODS[name](lstm, x, mask)
-            (out.sum() + h_n.sum() + c_n.sum()).backward()
+            out, state = runners[name](lstm, x, mask)
+            sum((t.sum() for t in _state_parts(state)), out.sum()).backward()
         else:
             with torch.no_grad():
-                METHODS[name](lstm, x, mask)
+                runners[name](lstm, x, mask)
         _sync(device)
         return clock() - start
 
@@ -325,7 +383,7 @@ def time_config(
                 times[name].append(elapsed)
 
     rows = []
-    base = times["nn.LSTM"]
+    base = times[baseline]
     # The conditions of the run, for the reader of a saved result: what else held the CPU.
     conditions = {"cpu_model": cpu_model(), "load_average_1min": _load_average()}
     for name in names:
@@ -371,16 +429,23 @@ def _suite() -> tuple[BenchConfig, ...]:
             BenchConfig(steps=30, bidirectional=True, mask=mask),
             BenchConfig(steps=100, layers=2, bidirectional=True, mask=mask),
         ]
+    # GRU and RNN: the length sweep and a bidirectional shape, both masks.
+    for cell in ("gru", "rnn"):
+        for mask in ("right", "gaps"):
+            configs += [replace(c, mask=mask, cell=cell) for c in LENGTH_SWEEP]
+            configs.append(BenchConfig(steps=100, bidirectional=True, mask=mask, cell=cell))
     return tuple(configs)
 
 
 #: What ``make bench`` runs: both masks (each batch with a full-length row), T = 10 to
-#: 1000, one and two layers, one and two directions.
+#: 1000, one and two layers, one and two directions; for the GRU and the tanh RNN, the
+#: length sweep and one bidirectional shape.
 SUITE = _suite()
 
 
 def goal(config: BenchConfig) -> float:
-    """Issue 13's target for MaskedLSTM's median time ratio to plain ``nn.LSTM``.
+    """Issue 13's target for MaskedLSTM's median time ratio to plain ``nn.LSTM`` (issue 15:
+    the same for MaskedGRU / MaskedRNN against plain ``nn.GRU`` / ``nn.RNN``).
 
     Examples
     --------
@@ -415,11 +480,14 @@ def run_suite(
     return rows
 
 
-_FIELDS = ("batch", "steps", "features", "hidden", "layers", "bidirectional", "mask")
+_FIELDS = ("batch", "steps", "features", "hidden", "layers", "bidirectional", "mask", "cell")
 
 
-def markdown_table(rows: Iterable[Mapping[str, object]]) -> str:
+def markdown_table(rows: Iterable[Mapping[str, object]], ours: str = "MaskedLSTM") -> str:
     """The README's table: median ratio to ``nn.LSTM`` (min-max over repeats) per shape.
+
+    ``ours`` names the exact method of the table (``"MaskedGRU"``: the rows of a GRU run,
+    ratios to ``nn.GRU``); rows of other cells are left out.
 
     Examples
     --------
@@ -433,7 +501,10 @@ def markdown_table(rows: Iterable[Mapping[str, object]]) -> str:
     | right | T10 | 1.20 (1.20-1.20) | 1.20 (1.20-1.20) | 1.50 | yes | - | - | - | - | - | - |
     """
     cells: dict[tuple[str, str], dict[tuple[str, str], Mapping[str, object]]] = {}
+    cell = ours.removeprefix("Masked").lower()
     for row in rows:
+        if row.get("cell", "lstm") != cell:
+            continue
         key = (str(row["mask"]), str(row["label"]))
         cells.setdefault(key, {})[(str(row["method"]), str(row["mode"]))] = row
     modes = ("forward", "forward+backward")
@@ -448,21 +519,21 @@ def markdown_table(rows: Iterable[Mapping[str, object]]) -> str:
         return text
 
     lines = [
-        "| mask | shape | MaskedLSTM fwd | MaskedLSTM fwd+bwd | goal | met "
+        f"| mask | shape | {ours} fwd | {ours} fwd+bwd | goal | met "
         "| lengths= fwd | lengths= fwd+bwd | pack_padded fwd | pack_padded fwd+bwd "
         "| step loop fwd | step loop fwd+bwd |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (mask, label), by in cells.items():
-        ours = [by.get(("MaskedLSTM", m)) for m in modes]
+        exact = [by.get((ours, m)) for m in modes]
         target = float(next(r for r in by.values())["goal"])  # type: ignore[arg-type]
-        met = all(r is not None and float(r["ratio_median"]) <= target for r in ours)  # type: ignore[arg-type]
+        met = all(r is not None and float(r["ratio_median"]) <= target for r in exact)  # type: ignore[arg-type]
         lines.append(
-            f"| {mask} | {label} | {ratio(ours[0], True)} | {ratio(ours[1], True)} "
+            f"| {mask} | {label} | {ratio(exact[0], True)} | {ratio(exact[1], True)} "
             f"| {target:.2f} | {'yes' if met else 'no'} "
             + " ".join(
                 f"| {ratio(by.get((name, m)), False)}"
-                for name in ("MaskedLSTM lengths=", "pack_padded_sequence", "step loop")
+                for name in (f"{ours} lengths=", "pack_padded_sequence", "step loop")
                 for m in modes
             )
             + " |"

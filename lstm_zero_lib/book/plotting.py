@@ -88,6 +88,7 @@ def plot_speed_ratios(
     *,
     goals: bool = False,
     title: str | None = None,
+    baseline: str = "nn.LSTM",
 ) -> Figure:
     """Benchmark figure: time relative to plain ``nn.LSTM`` per mask, shape, method and mode.
 
@@ -97,7 +98,8 @@ def plot_speed_ratios(
     scale: a point per measured (method, mask, shape) at its median ratio, with a bar over
     its min-max range; the line at 1 is plain ``nn.LSTM``. A method has no point where it
     was not measured (``pack_padded_sequence`` cannot express gaps). ``goals=True`` marks
-    MaskedLSTM's target with a black tick.
+    MaskedLSTM's target with a black tick. ``baseline`` names the plain module in the axis
+    label (``"nn.GRU / nn.RNN"`` for those rows).
 
     Examples
     --------
@@ -143,7 +145,8 @@ def plot_speed_ratios(
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_yticks(range(len(labels)), labels)
         ax.invert_yaxis()  # first shape on top
-        finish(ax, xlabel="time / plain nn.LSTM time (log scale)", ylabel="mask: shape", title=mode)
+        xlabel = f"time / plain {baseline} time (log scale)"
+        finish(ax, xlabel=xlabel, ylabel="mask: shape", title=mode)
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=len(handles), frameon=False)
     if title:
