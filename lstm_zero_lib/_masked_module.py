@@ -90,11 +90,12 @@ class MaskedRecurrent(nn.Module):
     def extra_repr(self) -> str:
         return f"masked_output={self.masked_output!r}"
 
+    # lengths and hx are not keyword-only: the TorchScript-based ONNX exporter passes every
+    # argument of forward by position (with its default).
     def forward(
         self,
         x: Tensor,
         mask: Tensor | None = None,
-        *,
         lengths: Tensor | None = None,
         hx: Any = None,
     ) -> tuple[Tensor, Any]:

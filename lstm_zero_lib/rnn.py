@@ -640,32 +640,3 @@ class MaskedLSTM(MaskedRecurrent):
         """
         lstm = check_lstm(lstm)
         return cls(**existing_config(lstm), masked_output=masked_output, lstm=lstm)
-
-    def forward(
-        self,
-        x: Tensor,
-        mask: Tensor | None = None,
-        lengths: Tensor | None = None,
-        hx: State | None = None,
-    ) -> tuple[Tensor, State]:
-        """Run the LSTM over the valid steps of ``x``.
-
-        Parameters
-        ----------
-        x
-            ``(B, T, F)`` (``(T, B, F)`` if ``batch_first=False``).
-        mask
-            ``(B, T)`` (``(T, B)``) bool or 0/1, True = valid step; any pattern.
-        lengths
-            Alternative to ``mask``: ``(B,)`` valid lengths, i.e. right padding. Give at
-            most one of ``mask`` and ``lengths``; with neither, every step is valid.
-        hx
-            Optional initial ``(h_0, c_0)``, each ``(num_layers * num_directions, B, H)``.
-
-        Returns
-        -------
-        tuple
-            ``(output, (h_n, c_n))`` with ``nn.LSTM``'s shapes.
-        """
-        result: tuple[Tensor, State] = super().forward(x, mask, lengths=lengths, hx=hx)
-        return result
