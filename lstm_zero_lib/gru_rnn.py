@@ -33,11 +33,22 @@ each row's reversed valid steps, ``h_n`` is the output at each row's last valid 
 the outputs are gathered back to their time positions. A unidirectional right-padded batch
 needs none of this: by causality the valid steps are already exact, so it runs on ``x``
 with the padding zeroed and reads ``h_n`` at each row's last valid step.
+
+Both ways run some padded steps (past a row's end), where a relu state, being unbounded,
+could grow to inf under an expanding ``W_hh``, and the padding's zero gradient times inf
+is NaN. So a relu RNN gets a padding channel too, with ``-BIG`` into its pre-activation:
+a padded step emits exactly 0 and passes exactly zero gradient, checked after the run
+against the state it starts from (an :class:`~lstm_zero_lib.InputError` otherwise). A
+tanh state is bounded and needs none.
+
+Outputs at masked steps are exact zeros for finite values; a row whose *valid* inputs
+hold NaN is NaN from there on, masked steps included (as in ``nn.GRU``/``nn.RNN``).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +67,7 @@ from ._checks import (
     check_x,
     shape_str,
 )
-from ._compaction import Compaction, scatter_back
+from ._compaction import Compaction, scatter_back, with_padding_row
 from ._masked_module import (
     MaskedOutput,
     MaskedRecurrent,
@@ -245,7 +256,7 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     batch, steps = mask.shape
     if steps == 0 or batch == 0:
         return _empty(gru, x, h0)
-    big = _hold_weight(x.dtype)
+    big = _hold_weight(x)
     # One host read for both: is anything masked, and do the hold gates saturate?
     worst_t = _hold_margin(gru, h0)
     nothing_masked, worst = torch.stack([mask.all().to(worst_t.dtype), worst_t]).tolist()
@@ -301,6 +312,52 @@ def _rnn_kernel(rnn: nn.RNN) -> Callable[..., Result]:
     return kernel
 
 
+def _rnn_params(rnn: nn.RNN, layer: int, direction: int, big: float | None) -> list[Tensor]:
+    """One direction's weights; with ``big``, plus the padding channel's column ``-big``.
+
+    A relu state is unbounded: run over padding (zero input) by an expanding ``W_hh``, it
+    can grow to inf, and the padding's zero gradient times that inf is NaN in ``W_hh``'s
+    gradient. With ``-big`` from the padding channel a padded step's pre-activation is
+    negative, so it emits exactly 0 and passes exactly zero gradient
+    (:func:`_check_reset_margin` makes sure). A tanh state is bounded and needs none.
+    """
+    params = _direction_params(rnn, layer, direction)
+    if big is None:
+        return params
+    w_ih, *rest = params
+    reset = w_ih.new_full((w_ih.shape[0], 1), -big).detach()
+    return [torch.cat([w_ih, reset], dim=1), *rest]
+
+
+def _check_reset_margin(rnn: nn.RNN, before: list[Tensor], big: float) -> None:
+    """Refuse a relu run whose padded steps might not have been reset to exactly 0.
+
+    The first padded step of a row (or layer) starts from the state ``before`` it: its
+    ``h_n`` (the output at its last valid step, or ``h_0``). After that the state is 0.
+    So ``max |W_hh| row sum * max |h| + max |b|`` below ``big`` keeps every padded
+    pre-activation negative. Read after the run (one host read); a non-finite state comes
+    from the valid steps themselves, as it would in ``nn.RNN``, and is not refused here.
+    """
+    flat = _weights(rnn)
+    per = 4 if rnn.bias else 2
+    dirs = 2 if rnn.bidirectional else 1
+    with torch.no_grad():
+        bounds = []
+        for k, h in enumerate(before):
+            start = k * per
+            bound = flat[start + 1].abs().sum(dim=1).max() * h.abs().max()
+            if rnn.bias:
+                bound = bound + (flat[start + 2] + flat[start + 3]).abs().max()
+            bounds.append(bound)
+        worst = float(torch.stack(bounds).max())
+    if math.isfinite(worst) and not worst < big - 1000:
+        raise InputError(
+            f"rnn: expected relu weights and states with max row sum |W_hh| * max |h| + |b| "
+            f"< {big - 1000:g} for exact masking ({rnn.num_layers * dirs} layer directions), "
+            f"got {worst:g}"
+        )
+
+
 def _right_padded_rnn(
     rnn: nn.RNN, x: Tensor, mask: Tensor, lengths: Tensor, longest: int, h0: Tensor, carry: bool
 ) -> Result:
@@ -310,18 +367,25 @@ def _right_padded_rnn(
     steps = x.shape[time_dim]
     skip = ~(mask if batch_first else mask.t()).unsqueeze(2)
     # Steps past the longest row are not run; the padding is zeroed so NaN/inf cannot leak.
-    out = x.narrow(time_dim, 0, longest)
-    out = _masked_input(out, skip.narrow(time_dim, 0, longest), channel=False)
+    big = _hold_weight(x) if rnn.nonlinearity == "relu" else None
+    skip_run = skip.narrow(time_dim, 0, longest)
+    out = _masked_input(x.narrow(time_dim, 0, longest), skip_run, channel=big is not None)
+    channel = out[..., -1:]
     last = (lengths - 1).clamp(min=0)
     some = (lengths > 0).unsqueeze(1)
     kernel = _rnn_kernel(rnn)
     h_n = []
     for layer in range(rnn.num_layers):
-        if layer and rnn.dropout and rnn.training:
-            out = F.dropout(out, p=rnn.dropout, training=True)
-        args = (out, h0[layer : layer + 1], _direction_params(rnn, layer, 0), rnn.bias)
+        if layer:
+            if rnn.dropout and rnn.training:
+                out = F.dropout(out, p=rnn.dropout, training=True)
+            if big is not None:
+                out = torch.cat([out, channel], dim=2)
+        args = (out, h0[layer : layer + 1], _rnn_params(rnn, layer, 0, big), rnn.bias)
         out, _ = _kernel_call(kernel, *args, 1, 0.0, False, False, batch_first)
         h_n.append(torch.where(some, _at_step(out, last, batch_first), h0[layer]))
+    if big is not None:
+        _check_reset_margin(rnn, h_n, big)
     if longest < steps:
         pad = (0, 0, 0, steps - longest) if batch_first else (0, 0, 0, 0, 0, steps - longest)
         out = F.pad(out, pad)
@@ -341,8 +405,11 @@ def _compacted_rnn(
     hidden = rnn.hidden_size
     comp = Compaction(mask, lengths, longest, rnn.batch_first)
     kernel = _rnn_kernel(rnn)
-    # One extra row of zeros: the padding slots of the compacted layout read it.
-    buffer = F.pad(x.reshape(batch * steps, x.shape[2]), (0, 0, 0, 1))
+    big = _hold_weight(x) if rnn.nonlinearity == "relu" else None
+    # One extra row of zeros that the padding slots of the compacted layout read (and for
+    # relu a padding channel, 1 on that row only).
+    pad_rows = with_padding_row if big is not None else _with_zero_row
+    buffer = pad_rows(x.reshape(batch * steps, x.shape[2]))
     index = comp.from_x
     h_n = []
     for layer in range(rnn.num_layers):
@@ -350,7 +417,7 @@ def _compacted_rnn(
         for d in range(dirs):
             start = h0[layer * dirs + d]
             seq = comp.gather(buffer, index, reverse=d == 1)
-            params = _direction_params(rnn, layer, d)
+            params = _rnn_params(rnn, layer, d, big)
             args = (seq, start.unsqueeze(0), params, rnn.bias, 1, 0.0, False, False, False)
             out, _ = _kernel_call(kernel, *args)
             # Padding slots after a row's valid steps move h: read it at the last valid one.
@@ -360,9 +427,15 @@ def _compacted_rnn(
         if layer + 1 < rnn.num_layers:
             if rnn.dropout and rnn.training:
                 layer_out = F.dropout(layer_out, p=rnn.dropout, training=True)
-            buffer, index = F.pad(layer_out, (0, 0, 0, 1)), comp.from_compact
+            buffer, index = pad_rows(layer_out), comp.from_compact
+    if big is not None:
+        _check_reset_margin(rnn, h_n, big)
     output = scatter_back(layer_out, mask, carry, hidden if dirs == 2 else None, rnn.batch_first)
     return output, torch.stack(h_n)
+
+
+def _with_zero_row(values: Tensor) -> Tensor:
+    return F.pad(values, (0, 0, 0, 1))
 
 
 def _rnn_forward(rnn: nn.RNN, x: Tensor, mask: Tensor, h0: Tensor | None, carry: bool) -> Result:

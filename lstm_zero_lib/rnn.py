@@ -65,9 +65,17 @@ from .errors import InputError
 __all__ = ["MaskedLSTM", "masked_lstm"]
 
 
-def _hold_weight(dtype: torch.dtype) -> float:
-    # Large enough to saturate sigmoid exactly for any sane pre-activation, small enough
-    # that the weight stays finite in the dtype (0 * inf would be NaN on valid steps).
+def _hold_weight(x: Tensor) -> float:
+    """The padding channel's weight for the kernel that will run on ``x``.
+
+    Large enough to saturate sigmoid exactly for any sane pre-activation, small enough
+    that the weight stays finite in the dtype the kernel computes in (0 * inf would be NaN
+    on valid steps): that is autocast's dtype where autocast is on, not ``x.dtype``.
+    """
+    dtype = x.dtype
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
     return 1.0e4 if dtype == torch.float16 else 1.0e6
 
 
@@ -140,7 +148,7 @@ def _checked_hold(lstm: nn.LSTM, x: Tensor) -> Tensor:
     must not keep a tensor made under export's fake-tensor mode, so the column is built
     afresh (it becomes a constant of the graph).
     """
-    big = _hold_weight(x.dtype)
+    big = _hold_weight(x)
     if exporting():
         return _hold_column.__wrapped__(lstm.hidden_size, big, x.dtype, x.device)
     _check_hold_margin(lstm, big)

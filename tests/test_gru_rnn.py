@@ -368,3 +368,63 @@ def test_zeroing_by_clearing_bits_is_exact_nan_safe_and_passes_gradient(dtype, c
         assert torch.equal(out[..., 2:], skip.to(dtype))
     (grad,) = torch.autograd.grad(out.sum(), x)
     assert torch.equal(grad, (~skip).to(dtype).expand_as(x))
+
+
+# --------------------------------------------------------------------------- relu, autocast
+
+
+@directions
+def test_relu_state_growing_over_padding_stays_exact_and_finite(bidirectional: bool):
+    # An expanding relu RNN (W_hh = 1.5 I) run over 255 padded steps would reach inf there;
+    # the reset channel emits exactly 0 at padded steps instead, so no inf * 0 = NaN reaches
+    # a masked output or the gradient of W_hh, and everything equals the oracle.
+    rnn = nn.RNN(2, 3, batch_first=True, nonlinearity="relu", bidirectional=bidirectional)
+    with torch.no_grad():
+        for name, p in rnn.named_parameters():
+            p.copy_(torch.eye(3) * 1.5 if name.startswith("weight_hh") else torch.full_like(p, 0.1))
+    steps = 260
+    x = torch.rand(2, steps, 2, generator=torch.Generator().manual_seed(0)) * 0.1
+    x[1] = -10.0  # the full-length row stays at 0: relu of a negative input
+    mask = torch.zeros(2, steps, dtype=torch.bool)
+    mask[0, :5] = True
+    mask[1] = True
+    xs = x.clone().requires_grad_()
+    out, h_n = masked_rnn(rnn, xs, mask)
+    (out[mask].sum() + h_n.sum()).backward()
+    grads = [p.grad.clone() for p in rnn.parameters()]
+    rnn.zero_grad()
+    ref, h_ref = reference_forward(rnn, x, mask)
+    (ref[mask].sum() + h_ref.sum()).backward()
+    assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(h_n, h_ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, [p.grad for p in rnn.parameters()], strict=True):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_relu_refuses_a_state_beyond_the_reset_margin():
+    torch.manual_seed(0)
+    rnn = nn.RNN(2, 3, batch_first=True, nonlinearity="relu")
+    x = torch.randn(2, 4, 2)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    h0 = torch.full((1, 2, 3), 1e8)
+    with pytest.raises(InputError, match=r"rnn: expected relu weights and states"):
+        masked_rnn(rnn, x, mask, h0)
+    masked_rnn(rnn, x, mask, h0 * 1e-6)  # an ordinary state is fine
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_gru_under_autocast_uses_the_autocast_dtype_for_the_hold(dtype: torch.dtype):
+    # Under float16 autocast the kernel computes in float16, where a 1e6 hold weight is inf
+    # and 0 * inf = NaN on valid steps: the weight must follow autocast's dtype.
+    torch.manual_seed(0)
+    gru = nn.GRU(4, 8, batch_first=True, bidirectional=True)
+    x = torch.randn(3, 6, 4)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [0, 1, 1, 0, 1, 1], [1] * 6], dtype=torch.bool)
+    with torch.autocast("cpu", dtype=dtype):
+        out, h_n = masked_gru(gru, x, mask)
+        ref, h_ref = reference_forward(gru, x, mask)
+    assert torch.isfinite(out).all() and torch.isfinite(h_n).all()
+    torch.testing.assert_close(out.float(), ref.float(), rtol=0, atol=2e-2)
+    torch.testing.assert_close(h_n.float(), h_ref.float(), rtol=0, atol=2e-2)

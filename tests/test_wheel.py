@@ -139,7 +139,7 @@ def test_wheel_metadata(wheel: Path):
         if line.startswith("Requires-Dist:")
     ]
     hard = [r for r in requires if "extra ==" not in r]
-    assert [r.replace(" ", "") for r in hard] == ["torch>=2.2"], hard
+    assert [r.replace(" ", "") for r in hard] == ["torch>=2.7"], hard
     book = [r for r in requires if 'extra == "book"' in r]
     assert {r.split(">")[0].split("=")[0].strip() for r in book} >= {
         "matplotlib",
