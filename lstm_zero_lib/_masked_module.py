@@ -120,6 +120,13 @@ class MaskedRecurrent(nn.Module):
             ``(output, (h_n, c_n))`` for an LSTM, ``(output, h_n)`` for a GRU or an RNN,
             with the wrapped module's shapes.
         """
+        given: object = lengths  # typed Tensor, but forward(x, mask, hx) passes a state
+        if isinstance(given, (tuple, list)) or (isinstance(given, Tensor) and given.ndim != 1):
+            got = f"shape {tuple(given.shape)}" if isinstance(given, Tensor) else "a tuple"
+            raise InputError(
+                f"lengths: expected a (B,) tensor of valid lengths, got {got}; the initial "
+                "state goes by keyword: forward(x, mask, hx=hx)"
+            )
         if mask is not None and lengths is not None:
             raise InputError("mask, lengths: expected at most one of them, got both")
         if mask is None and lengths is None:

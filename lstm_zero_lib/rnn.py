@@ -144,12 +144,14 @@ def _hold_column(hidden: int, big: float, dtype: torch.dtype, device: torch.devi
 def _checked_hold(lstm: nn.LSTM, x: Tensor) -> Tensor:
     """The hold column for ``x``'s dtype, after checking the weights' margin for it.
 
-    While exporting, neither: the margin check reads values on the host, and the cache
-    must not keep a tensor made under export's fake-tensor mode, so the column is built
-    afresh (it becomes a constant of the graph).
+    Under ``torch.export`` (and the dynamo-based ONNX exporter), neither: the weights are
+    fake tensors there, so the margin cannot be read, and the cache must not keep a tensor
+    made under fake-tensor mode; the column is built afresh (a constant of the graph).
+    ``torch.jit.trace`` (and the TorchScript-based ONNX exporter) runs on the real
+    weights, so the check runs there too: weights beyond the margin refuse to export.
     """
     big = _hold_weight(x)
-    if exporting():
+    if torch.compiler.is_exporting():
         return _hold_column.__wrapped__(lstm.hidden_size, big, x.dtype, x.device)
     _check_hold_margin(lstm, big)
     return _hold_column(lstm.hidden_size, big, x.dtype, x.device)

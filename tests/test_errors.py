@@ -118,6 +118,14 @@ def test_lengths_wrong_batch_size(says, m, x):
         m(x, lengths=torch.tensor([1, 2, 3]))
 
 
+def test_state_passed_by_position_where_lengths_go(says, m, x, mask):
+    # forward(x, mask, hx) as for nn.LSTM: the third argument is lengths here.
+    state = (torch.zeros(2, 4, 5), torch.zeros(2, 4, 5))
+    for args in [(x, mask, state), (x, None, state), (x, mask, state[0])]:
+        with pytest.raises(InputError, match=says("lengths", "hx=hx")):
+            m(*args)
+
+
 def test_mask_and_lengths_together(says, m, x, mask):
     with pytest.raises(InputError, match=says("mask", "lengths")):
         m(x, mask, lengths=torch.full((B,), T))

@@ -11,6 +11,7 @@ itself is checked against the per-sequence oracle for every mask kind, with and 
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -22,7 +23,7 @@ from torch import Tensor
 
 import lstm_zero_lib._compaction
 import lstm_zero_lib.rnn
-from lstm_zero_lib import MaskedLSTM
+from lstm_zero_lib import InputError, MaskedLSTM
 
 # What the exporters say about themselves: the TorchScript-based exporter and jit.trace
 # are deprecated upstream (still the only ones that keep T dynamic), Python-side shape
@@ -318,3 +319,17 @@ def test_eager_calls_after_an_export_keep_their_checks():
     torch.export.export(model, example(model))
     with pytest.raises(ValueError, match="mask: expected only 0 and 1"):
         model(torch.randn(2, 3, FEATURES), torch.tensor([[1, 2, 0], [1, 1, 1]]))
+
+
+def test_torchscript_onnx_export_refuses_weights_beyond_the_hold_margin():
+    # jit.trace runs on the real weights, so the eager margin check runs while recording:
+    # a model whose hold gates would not saturate refuses to export instead of exporting
+    # a graph that is silently inexact.
+    model = MaskedLSTM(3, 4)
+    with torch.no_grad():
+        model.lstm.weight_hh_l0.fill_(3e5)
+    x = torch.randn(2, 5, 3)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 1, 1, 1]], dtype=torch.bool)
+    with pytest.raises(InputError, match="for exact masking"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (x, mask), io.BytesIO(), input_names=["x", "mask"], dynamo=False)
