@@ -14,14 +14,14 @@ first, so NaN/inf there cannot leak) ``sigmoid`` saturates to exactly ``z = 1`` 
 ``r = 0``, so ``n``'s pre-activation is ``b_in - b_in + 0 = 0`` and ``n = 0`` exactly:
 ``h' == h`` bit for bit, however the kernel orders the arithmetic, and the step *emits
 the held state*. Because the next valid step reads exactly that held ``h``, this is exact
-for gaps and left padding too, in both directions and from any ``h_0``; the fused kernel
-runs once per layer for both directions, and ``h_n`` is the kernel's own. Every gate's
-gradient on a held step is exactly zero (``z (1 - z) = r (1 - r) = 0``,
-``dn = dh' (1 - z) = 0``), while ``dh' / dh = z = 1`` passes the gradient through. The
-output at a masked step is the held value: ``"carry"`` keeps it (except before a
-direction's first valid step, which the contract makes 0), ``"zero"`` replaces it. The
-gates stay saturated while ``|W_h h + b|`` stays far below ``BIG``;
-``|h| <= max(1, max |h_0|)`` bounds it, and weights or an ``h_0`` beyond the margin raise
+for gaps and left padding too, in both directions and from any ``h_0``; ``nn.GRU``'s kernel
+is called once per layer for both directions (on the CPU that kernel is ATen's per-step
+loop), and ``h_n`` is the kernel's own. Every gate's gradient on a held step is exactly
+zero (``z (1 - z) = r (1 - r) = 0``, ``dn = dh' (1 - z) = 0``), while ``dh' / dh = z = 1``
+passes the gradient through. The output at a masked step is the held value: ``"carry"``
+keeps it (except before a direction's first valid step, which the contract makes 0),
+``"zero"`` replaces it. The gates stay saturated while ``|W_h h + b|`` stays far below
+``BIG``; ``|h| <= max(1, max |h_0|)`` bounds it, and weights or an ``h_0`` beyond the margin raise
 :class:`~lstm_zero_lib.InputError` rather than answer inexactly.
 
 RNN: compaction
@@ -89,7 +89,7 @@ Result = tuple[Tensor, Tensor]
 
 
 def _kernel_call(kernel: Callable[..., Result], *args: object) -> Result:
-    """One call of the fused kernel behind ``nn.GRU`` / ``nn.RNN``: ``(output, h_n)``."""
+    """One call of the kernel behind ``nn.GRU`` / ``nn.RNN``: ``(output, h_n)``."""
     if not isinstance(args[0], Tensor) or not args[0].is_cuda:
         return kernel(*args)
     with warnings.catch_warnings():
@@ -583,7 +583,7 @@ class MaskedGRU(MaskedRecurrent):
 
     Notes
     -----
-    One fused GRU kernel call per layer, both directions together, for every mask and
+    One GRU kernel call per layer, both directions together, for every mask and
     initial state: a padding channel saturates the reset and update gates, so a masked
     step holds ``h`` bit for bit (see :mod:`lstm_zero_lib.gru_rnn`). Recurrent weights or an ``h_0``
     too large for that margin raise :class:`~lstm_zero_lib.InputError`.
