@@ -596,13 +596,20 @@ class MaskedLSTM(MaskedRecurrent):
 
     **Exporting.** While ``torch.export``, an ONNX exporter or ``torch.jit.trace`` records
     the module, it takes one path, exact for every mask, that reads nothing on the host:
-    the recorded graph is right for masks, batch sizes and lengths it was not recorded
-    with. ``torch.onnx.export(model, (x, mask), f, dynamic_axes=..., dynamo=False)`` maps
-    the kernel to ONNX's ``LSTM`` op with a dynamic batch and length; ``torch.export`` (and
-    the dynamo-based ONNX exporter) keep the batch dynamic and fix the length, as for
-    ``nn.LSTM``. An exported graph does not validate values: a nonzero mask value counts as
-    valid, and the check that the recurrent weights leave the hold gates saturated runs on
-    eager calls only (run the model eagerly once before exporting it).
+    the recorded graph is right for masks and batch sizes it was not recorded with, and
+    for other lengths where the exporter keeps the time axis dynamic.
+    ``torch.onnx.export(model, (x, mask), f, dynamic_axes=..., dynamo=False)`` (the
+    TorchScript-based exporter, deprecated in torch 2.13) maps the kernel to ONNX's
+    ``LSTM`` op with a dynamic batch and length. The default, dynamo-based, exporter
+    declares a dynamic time axis, but its graph runs only at the example's length (for a
+    plain ``nn.LSTM`` it runs at any length). ``torch.export`` keeps the batch dynamic and
+    fixes the length, as it does for ``nn.LSTM``. The check that the recurrent weights
+    leave the hold gates saturated runs on eager calls and while ``torch.jit.trace`` or
+    the TorchScript-based exporter records the module, which then refuses; ``torch.export``
+    skips it, so a model beyond the margin exports to an inexact graph. An exported graph
+    does not validate values: export with a bool mask (the graph then refuses other
+    types; a float-mask graph counts any nonzero value as valid), and a ``lengths`` graph
+    clamps lengths to ``[0, T]``.
 
     Examples
     --------

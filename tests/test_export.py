@@ -11,6 +11,9 @@ itself is checked against the per-sequence oracle for every mask kind, with and 
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -23,11 +26,11 @@ from torch import Tensor
 
 import lstm_zero_lib._compaction
 import lstm_zero_lib.rnn
-from lstm_zero_lib import InputError, MaskedLSTM
+from lstm_zero_lib import InputError, MaskedLSTM, reference_forward
 
 # What the exporters say about themselves: the TorchScript-based exporter and jit.trace
-# are deprecated upstream (still the only ones that keep T dynamic), Python-side shape
-# checks are traced as constants, and the dynamo-based exporter's own graph warns.
+# are deprecated upstream (still the only ones that keep T dynamic for MaskedLSTM),
+# Python-side checks are traced as constants, and the dynamo-based exporter's graph warns.
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::FutureWarning"),
@@ -229,8 +232,10 @@ def test_onnx_export_with_initial_state(poison):
 
 @pytest.mark.slow
 def test_dynamo_onnx_exporter_keeps_the_batch_dynamic(poison):
-    # The dynamo-based exporter unrolls the LSTM kernel over the example's T (as it does
-    # for nn.LSTM): the batch stays dynamic, the length is fixed.
+    # The dynamo-based exporter (torch 2.13's default) maps the kernel to ONNX LSTM ops
+    # too, but its MaskedLSTM graph runs at the example's T only (see the fresh-process
+    # test below). Exported with a dynamic batch alone, it matches eager at new batch
+    # sizes, and ONNX Runtime refuses another T at the input.
     model = make_model(2, True, "zero")
     x, mask = example(model)
     batch = torch.export.Dim("batch")
@@ -253,8 +258,67 @@ def test_dynamo_onnx_exporter_keeps_the_batch_dynamic(poison):
         "x": torch.randn(2, steps + 1, FEATURES).numpy(),
         "mask": np.ones((2, steps + 1), bool),
     }
-    with pytest.raises(Exception, match="(?i)dimension"):  # the length is the example's
+    with pytest.raises(
+        ort.capi.onnxruntime_pybind11_state.InvalidArgument,
+        match=rf"(?s)Got invalid dimensions for input: x .*Got: {steps + 1} Expected: {steps}\n",
+    ):
         session.run(None, longer)
+
+
+#: The default ONNX export with a dynamic time axis, run in a fresh process: in torch 2.13
+#: its outcome depends on what ran before it in the process (after a torch.export of the
+#: same nn.LSTM it raises TorchExportError), so it cannot run inside this test process.
+DEFAULT_EXPORT = """
+import json, logging, sys
+import onnxruntime as ort
+import torch
+from lstm_zero_lib import MaskedLSTM
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+ort.set_default_logger_severity(4)
+torch.manual_seed(0)
+masked = MaskedLSTM(3, 4, 2, bidirectional=True).eval()
+x, mask = torch.randn(3, 6, 3), torch.rand(3, 6) < 0.6
+plain = sys.argv[1] == "nn.LSTM"
+model, args, names = (masked.lstm, (x,), ["x"]) if plain else (masked, (x, mask), ["x", "mask"])
+bt = {0: "batch", 1: "time"}
+program = torch.onnx.export(model, args, input_names=names, output_names=["output", "h_n", "c_n"],
+                            dynamic_axes={n: bt for n in names}, verbose=False)
+session = ort.InferenceSession(program.model_proto.SerializeToString(),
+                               providers=["CPUExecutionProvider"])
+result = {}
+for steps in (6, 9):
+    xx, mm = torch.randn(2, steps, 3), torch.rand(2, steps) < 0.6
+    with torch.no_grad():
+        out = masked(xx, mm)[0] if not plain else model(xx)[0]
+    feed = {"x": xx.numpy(), "mask": mm.numpy()}
+    try:
+        got = session.run(None, {n: feed[n] for n in names})[0]
+        result[steps] = float((torch.from_numpy(got) - out).abs().max())
+    except Exception as error:
+        result[steps] = str(error)
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.slow
+def test_default_onnx_exporter_keeps_time_dynamic_for_nn_lstm_only(tmp_path):
+    # What the book's deployment appendix shows: the standard call with the default
+    # exporter and a dynamic time axis gives an nn.LSTM graph that runs at any T, and a
+    # MaskedLSTM graph that runs only at the example's T (hence dynamo=False there).
+    script = tmp_path / "default_export.py"
+    script.write_text(DEFAULT_EXPORT)
+    results = {}
+    for case in ("nn.LSTM", "MaskedLSTM"):
+        done = subprocess.run(
+            [sys.executable, str(script), case], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[case] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert all(dev <= TOLERANCE for dev in results["nn.LSTM"].values()), results
+    assert results["MaskedLSTM"]["6"] <= TOLERANCE, results
+    # If this starts to pass, the default exporter now keeps T dynamic for MaskedLSTM:
+    # update the docstring of MaskedLSTM and the appendix.
+    assert "Reshape node" in results["MaskedLSTM"]["9"], results
 
 
 # ------------------------------------------------------------------------- torch.export
@@ -333,3 +397,23 @@ def test_torchscript_onnx_export_refuses_weights_beyond_the_hold_margin():
     with pytest.raises(InputError, match="for exact masking"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x, mask), io.BytesIO(), input_names=["x", "mask"], dynamo=False)
+
+
+def test_torch_export_records_weights_beyond_the_hold_margin_unchecked():
+    # The known limitation the docstring and the book state: torch.export skips the margin
+    # check, and the graph it records for such a model is not exact. Whether a hold breaks
+    # depends on the sign of the state the huge recurrent weights amplify, so x and -x.
+    torch.manual_seed(0)
+    model = MaskedLSTM(3, 4).eval()
+    with torch.no_grad():
+        model.lstm.weight_hh_l0.fill_(3e5)
+    x = torch.randn(2, 5, 3)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 1, 1, 1]], dtype=torch.bool)
+    program = torch.export.export(model, (x, mask))
+    worst = 0.0
+    for xx in (x, -x):
+        with torch.no_grad():
+            out, (h_n, c_n) = program.module()(xx, mask)
+            ref, (h_ref, c_ref) = reference_forward(model.lstm, xx, mask)
+        worst = max(worst, deviation([out, h_n, c_n], [ref, h_ref, c_ref]))
+    assert worst > 0.1
