@@ -80,6 +80,7 @@ from .rnn import (
     _at_step,
     _hold_weight,
     _nothing_valid,
+    _recurrent_bound,
     _weights,
 )
 
@@ -203,23 +204,14 @@ def _hold_margin(gru: nn.GRU, h0: Tensor | None) -> Tensor:
     On a held step those gates' pre-activations are ``-+big + W_h h + b`` (the masked
     input is zeroed). A GRU step keeps ``|h'| <= max(1, |h|)``, so
     ``|h| <= max(1, max |h_0|)`` throughout, and the row sums of ``|W_hr|``, ``|W_hz|`` times
-    that, plus ``|b|``, bound the perturbation; sigmoid is exactly 0 or 1 once the
-    pre-activation is past about -90 or 17 (float32; -750 or 37 in float64). Checked on every
-    call, like the LSTM's margin; few ops, all layers and directions at once, since on the
-    CPU each small op costs about as much as a few hundred steps' worth of arithmetic.
+    that, plus ``|b|``, bound the perturbation (:func:`~lstm_zero_lib.rnn._recurrent_bound`);
+    sigmoid is exactly 0 or 1 once the pre-activation is past about -90 or 17 (float32;
+    -750 or 37 in float64). Checked on every call, like the LSTM's margin.
     """
-    flat = _weights(gru)
-    per = 4 if gru.bias else 2
-    rows = 2 * gru.hidden_size  # gate order r, z, n
-    starts = range(0, len(flat), per)
-    with torch.no_grad():
-        bound = torch.stack([flat[s + 1][:rows] for s in starts]).abs().sum(dim=2)
-        if h0 is not None and h0.numel():
-            bound = bound * h0.detach().abs().max().clamp(min=1)
-        if gru.bias:
-            biases = torch.stack([flat[s + k][:rows] for s in starts for k in (2, 3)])
-            bound = bound + biases.abs().view(len(starts), 2, rows).sum(dim=1)
-        return bound.max()
+    scale = None
+    if h0 is not None and h0.numel():
+        scale = h0.detach().abs().max().clamp(min=1)
+    return _recurrent_bound(gru, 2 * gru.hidden_size, scale)  # gate order r, z, n
 
 
 @functools.lru_cache(maxsize=64)
@@ -334,27 +326,16 @@ def _check_reset_margin(rnn: nn.RNN, before: list[Tensor], big: float) -> None:
 
     The first padded step of a row (or layer) starts from the state ``before`` it: its
     ``h_n`` (the output at its last valid step, or ``h_0``). After that the state is 0.
-    So ``max |W_hh| row sum * max |h| + max |b|`` below ``big`` keeps every padded
-    pre-activation negative. Read after the run (one host read); a non-finite state comes
-    from the valid steps themselves, as it would in ``nn.RNN``, and is not refused here.
+    So :func:`~lstm_zero_lib.rnn._recurrent_bound` with ``max |h|`` per layer and direction
+    below ``big`` keeps every padded pre-activation negative. Read after the run (one host
+    read); a non-finite state comes from the valid steps themselves, as it would in
+    ``nn.RNN``, and is not refused here.
     """
-    flat = _weights(rnn)
-    per = 4 if rnn.bias else 2
-    dirs = 2 if rnn.bidirectional else 1
-    with torch.no_grad():
-        bounds = []
-        for k, h in enumerate(before):
-            start = k * per
-            bound = flat[start + 1].abs().sum(dim=1).max() * h.abs().max()
-            if rnn.bias:
-                bound = bound + (flat[start + 2] + flat[start + 3]).abs().max()
-            bounds.append(bound)
-        worst = float(torch.stack(bounds).max())
+    worst = float(_recurrent_bound(rnn, None, [h.detach().abs().max() for h in before]))
     if math.isfinite(worst) and not worst < big - 1000:
         raise InputError(
             f"rnn: expected relu weights and states with max row sum |W_hh| * max |h| + |b| "
-            f"< {big - 1000:g} for exact masking ({rnn.num_layers * dirs} layer directions), "
-            f"got {worst:g}"
+            f"< {big - 1000:g} for exact masking, got {worst:g}"
         )
 
 

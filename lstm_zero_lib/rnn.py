@@ -87,6 +87,30 @@ def _weights(lstm: nn.RNNBase) -> list[Tensor]:
     return flat
 
 
+def _recurrent_bound(
+    module: nn.RNNBase, rows: int | None = None, scales: Tensor | list[Tensor] | None = None
+) -> Tensor:
+    """``max |W_hh h + b_ih + b_hh|`` over layers, directions and rows, bounded (0-d tensor).
+
+    Per layer and direction: each row's ``|W_hh|`` sum times that direction's bound on
+    ``|h|`` (``scales``: one tensor for all, one per layer and direction, or None for 1),
+    plus ``|b_ih + b_hh|``; only the first ``rows`` rows (gates) if given. The hold (or
+    reset) channel's ``+-big`` must stay beyond this for its gates to saturate exactly.
+    """
+    flat = _weights(module)
+    per = 4 if module.bias else 2
+    with torch.no_grad():
+        bounds = []
+        for k, start in enumerate(range(0, len(flat), per)):
+            bound = flat[start + 1][:rows].abs().sum(dim=1)
+            if scales is not None:
+                bound = bound * (scales[k] if isinstance(scales, list) else scales)
+            if module.bias:
+                bound = bound + (flat[start + 2][:rows] + flat[start + 3][:rows]).abs()
+            bounds.append(bound.max())
+        return torch.stack(bounds).max()
+
+
 def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
     """Refuse weights so large that the hold gates might not saturate exactly.
 
@@ -94,24 +118,15 @@ def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
     reaches a held step with ``|h| <= 1`` (an LSTM output, or the 0 a held step emits):
     rows with no valid step, the only ones that would start held from a user's ``h_0``,
     run from ``h = 0`` instead (see :func:`_kernel_h0`). So ``|W_hh|`` row sums plus
-    ``|b|`` bound the perturbation; sigmoid is exactly 0 or 1 in float32 once the
-    pre-activation is past about -90 or +17. Any trained LSTM is far inside this margin;
-    an error beats a silently inexact answer.
+    ``|b|`` bound the perturbation (:func:`_recurrent_bound`); sigmoid is exactly 0 or 1 in
+    float32 once the pre-activation is past about -90 or +17. Any trained LSTM is far
+    inside this margin; an error beats a silently inexact answer.
 
     Checked on every call: nothing cheap records every change to a weight
     (``weight.data.mul_()`` leaves ``Tensor._version`` unchanged), and the check is a few
     small reductions plus one host read.
     """
-    flat = _weights(lstm)
-    per = 4 if lstm.bias else 2
-    with torch.no_grad():
-        bounds = []
-        for start in range(0, len(flat), per):
-            bound = flat[start + 1].abs().sum(dim=1)
-            if lstm.bias:
-                bound = bound + (flat[start + 2] + flat[start + 3]).abs()
-            bounds.append(bound.max())
-        worst = float(torch.stack(bounds).max())
+    worst = float(_recurrent_bound(lstm))
     if not worst < big - 1000:
         raise InputError(
             f"lstm: expected recurrent weights with max row sum |W_hh| + |b| < {big - 1000:g} "
