@@ -121,7 +121,10 @@ class MaskedRecurrent(nn.Module):
             with the wrapped module's shapes.
         """
         given: object = lengths  # typed Tensor, but forward(x, mask, hx) passes a state
-        if isinstance(given, (tuple, list)) or (isinstance(given, Tensor) and given.ndim != 1):
+        state_like = isinstance(given, (tuple, list)) and any(
+            isinstance(t, Tensor) and t.ndim > 0 for t in given
+        )
+        if state_like or (isinstance(given, Tensor) and given.ndim != 1):
             got = f"shape {tuple(given.shape)}" if isinstance(given, Tensor) else "a tuple"
             raise InputError(
                 f"lengths: expected a (B,) tensor of valid lengths, got {got}; the initial "
