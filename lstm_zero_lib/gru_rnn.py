@@ -41,8 +41,9 @@ a padded step emits exactly 0 and passes exactly zero gradient, checked after th
 against the state it starts from (an :class:`~lstm_zero_lib.InputError` otherwise). A
 tanh state is bounded and needs none.
 
-Outputs at masked steps are exact zeros for finite values; a row whose *valid* inputs
-hold NaN is NaN from there on, masked steps included (as in ``nn.GRU``/``nn.RNN``).
+Outputs at masked steps are selected, never multiplied, so they are exact zeros even in a
+row whose *valid* inputs hold NaN (whose valid outputs are NaN from there on, as in
+``nn.GRU``/``nn.RNN``).
 """
 
 from __future__ import annotations
@@ -281,16 +282,15 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
         out, h_k = _kernel_call(torch._VF.gru, *args)
         h_n.append(h_k)
     if not carry:
-        # Finite outputs: a 0/1 product is several times cheaper on the CPU than a broadcast
-        # select; in place where nothing records it for backward.
-        keep = (~skip).to(out.dtype)
-        out = out * keep if out.requires_grad else out.mul_(keep)
+        # Selected, never multiplied (a NaN at a valid step would survive 0 * NaN); in place
+        # where nothing records it for backward.
+        out = torch.where(skip, 0.0, out) if out.requires_grad else out.masked_fill_(skip, 0.0)
     elif given:
         # A masked step already emits the held state; before a direction's first valid step
         # that is h_0, and the contract says zeros there (from a zero h_0 it is 0 already).
-        started = _started(mask, dirs == 2, batch_first).to(x.dtype).unsqueeze(3)
+        started = _started(mask, dirs == 2, batch_first).unsqueeze(3)
         shape = out.shape
-        out = (out.view(*shape[:2], dirs, gru.hidden_size) * started).view(shape)
+        out = torch.where(started, out.view(*shape[:2], dirs, gru.hidden_size), 0.0).view(shape)
     return out, h_n[0] if len(h_n) == 1 else torch.cat(h_n)
 
 
@@ -371,8 +371,8 @@ def _right_padded_rnn(
         pad = (0, 0, 0, steps - longest) if batch_first else (0, 0, 0, 0, 0, steps - longest)
         out = F.pad(out, pad)
     # Masked steps: zeros, or the last valid output (zeros for a row with none).
-    if not carry:  # finite outputs: a 0/1 product is cheaper than a broadcast select
-        return out * (~skip).to(out.dtype), torch.stack(h_n)
+    if not carry:  # selected, never multiplied: 0 * NaN would stay NaN
+        return torch.where(skip, 0.0, out), torch.stack(h_n)
     fill = torch.where(some, h_n[-1], 0.0).unsqueeze(time_dim)
     return torch.where(skip, fill, out), torch.stack(h_n)
 

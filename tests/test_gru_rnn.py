@@ -428,3 +428,20 @@ def test_gru_under_autocast_uses_the_autocast_dtype_for_the_hold(dtype: torch.dt
     assert torch.isfinite(out).all() and torch.isfinite(h_n).all()
     torch.testing.assert_close(out.float(), ref.float(), rtol=0, atol=2e-2)
     torch.testing.assert_close(h_n.float(), h_ref.float(), rtol=0, atol=2e-2)
+
+
+@cells
+@directions
+def test_masked_outputs_are_zero_even_after_a_nan_valid_input(cell: str, bidirectional: bool):
+    # A NaN at a valid step makes that row's valid outputs NaN (as in nn.GRU / nn.RNN), but
+    # masked outputs are selected as zeros, never multiplied by 0 (0 * NaN = NaN).
+    m = _build(cell, 1, bidirectional)
+    x = torch.randn(2, 6, F)
+    x[0, 1] = float("nan")
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    with torch.no_grad():
+        out, _ = m(x, mask)
+    assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
+    x.requires_grad_()
+    out, _ = m(x, mask)
+    assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
