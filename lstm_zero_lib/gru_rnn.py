@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +79,7 @@ from .errors import InputError
 from .rnn import (
     _at_step,
     _hold_weight,
+    _kernel_call,
     _nothing_valid,
     _recurrent_bound,
     _weights,
@@ -88,16 +88,6 @@ from .rnn import (
 __all__ = ["MaskedGRU", "MaskedRNN", "masked_gru", "masked_rnn"]
 
 Result = tuple[Tensor, Tensor]
-
-
-def _kernel_call(kernel: Callable[..., Result], *args: object) -> Result:
-    """One call of the kernel behind ``nn.GRU`` / ``nn.RNN``: ``(output, h_n)``."""
-    if not isinstance(args[0], Tensor) or not args[0].is_cuda:
-        return kernel(*args)
-    with warnings.catch_warnings():
-        # cuDNN copies weights that are not in one flat buffer, and warns each call.
-        warnings.filterwarnings("ignore", message="RNN module weights are not part")
-        return kernel(*args)
 
 
 class _MaskedInput(torch.autograd.Function):

@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +64,8 @@ from ._masked_module import check_masked_output as _check_masked_output
 from .errors import InputError
 
 __all__ = ["MaskedLSTM", "masked_lstm"]
+
+KernelOut = TypeVar("KernelOut")
 
 
 def _hold_weight(x: Tensor) -> float:
@@ -194,14 +197,18 @@ def _fused_lstm_call(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One single-layer, time-major call of the kernel behind ``nn.LSTM``."""
     args = (inp, hx, params, has_bias, 1, 0.0, False, bidirectional, False)
-    if not inp.is_cuda:
-        out: tuple[Tensor, Tensor, Tensor] = torch._VF.lstm(*args)
-        return out
+    out: tuple[Tensor, Tensor, Tensor] = _kernel_call(torch._VF.lstm, *args)
+    return out
+
+
+def _kernel_call(kernel: Callable[..., KernelOut], *args: object) -> KernelOut:
+    """One call of a fused recurrent kernel (``torch._VF.lstm``, ``gru``, ``rnn_tanh``...)."""
+    if not isinstance(args[0], Tensor) or not args[0].is_cuda:
+        return kernel(*args)
     with warnings.catch_warnings():
         # cuDNN copies weights that are not in one flat buffer, and warns each call.
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
-        out = torch._VF.lstm(*args)
-        return out
+        return kernel(*args)
 
 
 # Inductor's lowering of the CPU LSTM kernel fails on this call: keep it out of the graph.
