@@ -118,23 +118,19 @@ def scatter_back(
     carry: bool,
     half: int | None,
     batch_first: bool,
-    zero_row: Tensor | None = None,
 ) -> Tensor:
     """Map compacted output rows (``k * B + b``) back to the mask's time positions.
 
     ``mask`` is ``(B, T)``; the result is laid out like the caller's ``x`` (batch-first:
     a transposed view of a time-major tensor, as ``nn.LSTM`` returns it). Positions with
-    no output take row ``zero_row`` of ``rows``, which must hold zeros; without one, a row
-    of zeros is appended (a copy of ``rows``).
+    no output read a row of zeros appended to ``rows``; not a held slot of the kernel's
+    output, which is 0 only while its row is finite (a NaN valid input of one row would
+    reach every row's masked outputs).
     """
     batch, steps = mask.shape
     channels = rows.shape[1]
-    empty: Tensor | int
-    if zero_row is None:
-        empty = rows.shape[0]
-        rows = F.pad(rows, (0, 0, 0, 1))  # one more row: zeros
-    else:
-        empty = zero_row
+    empty = rows.shape[0]
+    rows = F.pad(rows, (0, 0, 0, 1))  # one more row: zeros
     # (ONNX has no cumulative sum of bools: count in integers.)
     as_int = mask.long()
     upto = as_int.cumsum(dim=1)  # valid steps seen up to and including t

@@ -331,12 +331,8 @@ def _compacted_forward(
     longest: int,
     hx: State | None,
     carry: bool,
-    shortest: int,
 ) -> tuple[Tensor, State]:
-    """Any mask, any initial state: run on compacted valid steps; ``mask`` is ``(B, T)``.
-
-    ``shortest``/``longest``: the least and most valid steps of a row (read on the host).
-    """
+    """Any mask, any initial state: run on compacted valid steps; ``mask`` is ``(B, T)``."""
     batch, steps = mask.shape
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
@@ -378,13 +374,7 @@ def _compacted_forward(
             buffer, index = with_padding_row(layer_out), comp.from_compact
 
     half = hidden if dirs == 2 else None
-    zero_row = None
-    if shortest < longest:
-        # A slot past a row's valid steps is a held step: its output is exactly 0 in both
-        # directions (the output gate is shut), so masked positions can read it instead
-        # of a zero row appended by copying the whole output.
-        zero_row = (longest - 1) * batch + torch.argmin(lengths)
-    output = scatter_back(layer_out, mask, carry, half, lstm.batch_first, zero_row)
+    output = scatter_back(layer_out, mask, carry, half, lstm.batch_first)
     return output, (torch.stack(h_n), torch.stack(c_n))
 
 
@@ -438,7 +428,7 @@ def _masked_forward(
         return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=False, carry=carry)
     if not falls and hx is None:
         return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=True, carry=carry)
-    return _compacted_forward(lstm, x, mask, lengths, longest_n, hx, carry, shortest_n)
+    return _compacted_forward(lstm, x, mask, lengths, longest_n, hx, carry)
 
 
 def masked_lstm(
@@ -516,8 +506,7 @@ def _export_forward(
     (the slots past a row's valid steps are held steps), at the cost of running all ``T``.
     """
     lengths = mask.long().sum(dim=1)  # (ONNX cannot sum bools)
-    steps = mask.shape[1]  # no padding slot is known to exist: shortest = longest
-    return _compacted_forward(lstm, x, mask, lengths, steps, hx, carry, steps)
+    return _compacted_forward(lstm, x, mask, lengths, mask.shape[1], hx, carry)
 
 
 def _lengths_forward(
@@ -559,7 +548,7 @@ def _lengths_forward(
     masked = torch.arange(steps, device=x.device) >= lengths.unsqueeze(1)  # (B, T)
     if state is None or not lstm.bidirectional:
         return _block_forward(lstm, x, masked, lengths, longest, state, left=False, carry=carry)
-    return _compacted_forward(lstm, x, ~masked, lengths, longest, state, carry, shortest)
+    return _compacted_forward(lstm, x, ~masked, lengths, longest, state, carry)
 
 
 class MaskedLSTM(MaskedRecurrent):
@@ -607,6 +596,10 @@ class MaskedLSTM(MaskedRecurrent):
     -----
     ``h_n``/``c_n`` are the state after each sequence's last valid step (the first, for
     the backward direction), or the initial state if the sequence has no valid step.
+
+    A NaN at a *valid* step makes that sequence's outputs NaN from there on, as in
+    ``nn.LSTM``; with right or left padding that includes its masked steps (a held step
+    emits ``0 * tanh(c)``), never another sequence's.
 
     The weights are an ``nn.LSTM``'s (:attr:`lstm`); :meth:`from_lstm` wraps a trained one
     (or pass it as ``lstm=``; the size arguments must then agree with it).

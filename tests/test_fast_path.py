@@ -355,3 +355,25 @@ def test_lengths_with_initial_state_match_oracle(
     close(out, ref)
     close(h_n, h_ref)
     close(c_n, c_ref)
+
+
+# --------------------------------------------------------------------------- NaN in valid steps
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_nan_in_one_rows_valid_input_stays_in_that_row(bidirectional: bool):
+    # A NaN at a valid step makes that row's outputs NaN from there on (as in nn.LSTM); it
+    # must not reach another row. (An earlier compaction read masked outputs from a held
+    # slot of the shortest row, which is 0 only while that row is finite.)
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(3, 4, batch_first=True, bidirectional=bidirectional)
+    x = torch.randn(2, 6, 3)
+    x[0, 0] = float("nan")
+    mask = torch.tensor([[1, 0, 1, 0, 0, 0], [1, 1, 0, 1, 1, 1]], dtype=torch.bool)
+    with torch.no_grad():
+        out, (h_n, c_n) = masked_lstm(lstm, x, mask)
+        ref, (h_ref, c_ref) = reference_forward(lstm, x[1:], mask[1:])
+    assert torch.equal(out[1][~mask[1]], torch.zeros_like(out[1][~mask[1]]))
+    torch.testing.assert_close(out[1:], ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(h_n[:, 1:], h_ref, rtol=0, atol=1e-5)
+    torch.testing.assert_close(c_n[:, 1:], c_ref, rtol=0, atol=1e-5)
