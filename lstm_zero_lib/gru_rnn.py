@@ -67,7 +67,7 @@ from ._checks import (
     check_x,
     shape_str,
 )
-from ._compaction import Compaction, scatter_back, with_padding_row
+from ._compaction import Compaction, with_padding_row
 from ._masked_module import (
     MaskedOutput,
     MaskedRecurrent,
@@ -246,10 +246,10 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     if nothing_masked:
         plain: Result = gru(x, h0)  # the plain kernel is already exact
         return plain
-    if not worst < big - 1000:
+    if not worst < big / 2:
         raise InputError(
             f"gru: expected reset/update-gate weights and h_0 with max row sum "
-            f"|W_h| * max(1, |h_0|) + |b| < {big - 1000:g} for exact masking, got {worst:g}"
+            f"|W_h| * max(1, |h_0|) + |b| < {big / 2:g} for exact masking, got {worst:g}"
         )
     batch_first = gru.batch_first
     dirs = 2 if gru.bidirectional else 1
@@ -322,10 +322,10 @@ def _check_reset_margin(rnn: nn.RNN, before: list[Tensor], big: float) -> None:
     ``nn.RNN``, and is not refused here.
     """
     worst = float(_recurrent_bound(rnn, None, [h.detach().abs().max() for h in before]))
-    if math.isfinite(worst) and not worst < big - 1000:
+    if math.isfinite(worst) and not worst < big / 2:
         raise InputError(
             f"rnn: expected relu weights and states with max row sum |W_hh| * max |h| + |b| "
-            f"< {big - 1000:g} for exact masking, got {worst:g}"
+            f"< {big / 2:g} for exact masking, got {worst:g}"
         )
 
 
@@ -401,7 +401,8 @@ def _compacted_rnn(
             buffer, index = pad_rows(layer_out), comp.from_compact
     if big is not None:
         _check_reset_margin(rnn, h_n, big)
-    output = scatter_back(layer_out, mask, carry, hidden if dirs == 2 else None, rnn.batch_first)
+    half = hidden if dirs == 2 else None
+    output = comp.scatter_back(layer_out, carry, half, rnn.batch_first, held_zero=False)
     return output, torch.stack(h_n)
 
 

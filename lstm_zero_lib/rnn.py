@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -58,7 +59,7 @@ from ._checks import (
     require_tensor,
     shape_str,
 )
-from ._compaction import Compaction, scatter_back, with_padding_row
+from ._compaction import Compaction, with_padding_row
 from ._masked_module import MaskedOutput, MaskedRecurrent, existing_config, module_config
 from ._masked_module import check_masked_output as _check_masked_output
 from .errors import InputError
@@ -71,15 +72,19 @@ KernelOut = TypeVar("KernelOut")
 def _hold_weight(x: Tensor) -> float:
     """The padding channel's weight for the kernel that will run on ``x``.
 
-    Large enough to saturate sigmoid exactly for any sane pre-activation, small enough
-    that the weight stays finite in the dtype the kernel computes in (0 * inf would be NaN
-    on valid steps): that is autocast's dtype where autocast is on, not ``x.dtype``.
+    On a held step a gate's pre-activation is ``+-big + p``, with ``p = W_hh h + b``
+    (the held step's features are zeroed). Any ``|p| < big / 2`` leaves it at least
+    ``big / 2`` from zero, where sigmoid is exactly 0 or 1 (past about -104 and +17 in
+    float32), so the larger ``big``, the larger the weights that stay exact. It must stay
+    finite in the dtype the kernel computes in, autocast's where autocast is on (``0 * inf``
+    would be NaN on valid steps): 1e30 is finite in float32, float64 and bfloat16 (TF32
+    too); float16's largest finite value is 65504, so 1e4 there.
     """
     dtype = x.dtype
     device = x.device.type
     if torch.is_autocast_enabled(device):
         dtype = torch.get_autocast_dtype(device)
-    return 1.0e4 if dtype == torch.float16 else 1.0e6
+    return 1.0e4 if dtype == torch.float16 else 1.0e30
 
 
 def _weights(lstm: nn.RNNBase) -> list[Tensor]:
@@ -114,6 +119,28 @@ def _recurrent_bound(
         return torch.stack(bounds).max()
 
 
+#: Per module, the state of the weights whose margin was last checked (its key).
+_margin_checked: weakref.WeakKeyDictionary[nn.Module, tuple[object, ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _weights_key(module: nn.RNNBase, big: float) -> tuple[object, ...] | None:
+    """What identifies the weights' values: each one's storage and version counter.
+
+    Every in-place update through a parameter bumps its version (optimizer steps,
+    ``load_state_dict``, writes under ``no_grad``); new tensors change the storage. A write
+    through ``.data`` bumps nothing. None where there is no version to read: inference
+    tensors, and while ``torch.compile`` traces the call.
+    """
+    if torch.compiler.is_compiling():
+        return None
+    try:
+        return (big, *[(w.data_ptr(), w._version) for w in _weights(module)])
+    except RuntimeError:  # inference tensors keep no version counter
+        return None
+
+
 def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
     """Refuse weights so large that the hold gates might not saturate exactly.
 
@@ -121,20 +148,26 @@ def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
     reaches a held step with ``|h| <= 1`` (an LSTM output, or the 0 a held step emits):
     rows with no valid step, the only ones that would start held from a user's ``h_0``,
     run from ``h = 0`` instead (see :func:`_kernel_h0`). So ``|W_hh|`` row sums plus
-    ``|b|`` bound the perturbation (:func:`_recurrent_bound`); sigmoid is exactly 0 or 1 in
-    float32 once the pre-activation is past about -90 or +17. Any trained LSTM is far
-    inside this margin; an error beats a silently inexact answer.
+    ``|b|`` bound the perturbation (:func:`_recurrent_bound`), which must stay under
+    ``big / 2`` (:func:`_hold_weight`): 5e29, or 5000 where the kernel computes in float16.
+    Any trained LSTM is far inside this margin; an error beats a silently inexact answer.
 
-    Checked on every call: nothing cheap records every change to a weight
-    (``weight.data.mul_()`` leaves ``Tensor._version`` unchanged), and the check is a few
-    small reductions plus one host read.
+    Checked once per state of the weights (:func:`_weights_key`), not on every call: the
+    check is a few small reductions and a host read, as long as the kernel itself at
+    ``T = 10``. A write through ``.data`` is not seen: weights made that way larger than the
+    margin after a call are not refused.
     """
+    key = _weights_key(lstm, big)
+    if key is not None and _margin_checked.get(lstm) == key:
+        return
     worst = float(_recurrent_bound(lstm))
-    if not worst < big - 1000:
+    if not worst < big / 2:
         raise InputError(
-            f"lstm: expected recurrent weights with max row sum |W_hh| + |b| < {big - 1000:g} "
+            f"lstm: expected recurrent weights with max row sum |W_hh| + |b| < {big / 2:g} "
             f"for exact masking, got {worst:g}"
         )
+    if key is not None:
+        _margin_checked[lstm] = key
 
 
 def _kernel_h0(h0: Tensor, lengths: Tensor) -> Tensor:
@@ -229,6 +262,20 @@ def _at_step(out: Tensor, step: Tensor, batch_first: bool = False) -> Tensor:
     return out.gather(0, step.view(1, -1, 1).expand(1, -1, width)).squeeze(0)
 
 
+def _zero_held_features(inp: Tensor) -> Tensor:
+    """Zero, in place, the features of ``inp``'s held steps (last channel 1); returns ``inp``.
+
+    A held step then reads ``(0, ..., 0, 1)`` whatever ``x`` held there: NaN/inf cannot
+    leak, and those features get exactly zero gradient. Whole rows by index, not a select
+    over every element: ``torch.where`` over ``(T, B, F)`` costs about twice the copy that
+    builds ``inp`` on the CPU, a row fill only touches the held steps.
+    """
+    rows = inp.view(-1, inp.shape[2])
+    held = rows[:, -1].nonzero().squeeze(1)
+    rows[:, :-1].index_fill_(0, held, 0.0)
+    return inp
+
+
 def _block_forward(
     lstm: nn.LSTM,
     x: Tensor,
@@ -262,9 +309,7 @@ def _block_forward(
     hidden = lstm.hidden_size
     hold = _checked_hold(lstm, x)
     channel = skip.to(x.dtype)
-    # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
-    # and they get exactly zero gradient.
-    inp = torch.cat([torch.where(skip, 0.0, xt), channel], dim=2)
+    inp = _zero_held_features(torch.cat([xt, channel], dim=2))
     # The step whose output is h_n: right padding, forward direction (backward ends at
     # t = 0, where the kernel stops); left padding, backward direction. A row with no valid
     # step picks a masked step, whose output is exactly 0 = its initial h (zero start).
@@ -336,7 +381,11 @@ def _compacted_forward(
     batch, steps = mask.shape
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
-    comp = Compaction(mask, lengths, longest, lstm.batch_first)
+    # One slot more than the longest row (where T allows): then every row with a masked
+    # step has a padding slot, whose output (a held step's) is exactly 0, for its masked
+    # outputs to read (Compaction.scatter_back).
+    slots = min(longest + 1, steps)
+    comp = Compaction(mask, lengths, slots, lstm.batch_first)
     hold = _checked_hold(lstm, x)
     zeros = x.new_zeros(dirs, batch, hidden)
 
@@ -351,22 +400,25 @@ def _compacted_forward(
             seq = comp.gather(buffer, index, reverse=False)
             params = _layer_params(lstm, layer, hold, range(2))
             out, h_k, c_k = _fused_lstm(seq, (zeros, zeros), params, lstm.bias, True)
-            layer_out = out.reshape(longest * batch, 2 * hidden)
-            h_n += [comp.final_h(out[..., :hidden], zeros[0]), h_k[1]]
+            layer_out = out.reshape(slots * batch, 2 * hidden)
+            h_n += [comp.final_h(out[..., :hidden], None), h_k[1]]
             c_n += [c_k[0], c_k[1]]
         else:
             outs = []
             for d in range(dirs):
                 k = layer * dirs + d
-                h0, c0 = (zeros[d], zeros[d]) if hx is None else (hx[0][k], hx[1][k])
                 seq = comp.gather(buffer, index, reverse=d == 1)
                 params = _layer_params(lstm, layer, hold, range(d, d + 1))
-                state = (_kernel_h0(h0, lengths).unsqueeze(0), c0.unsqueeze(0))
+                if hx is None:
+                    h0, state = None, (zeros[d : d + 1], zeros[d : d + 1])
+                else:
+                    h0 = hx[0][k]
+                    state = (_kernel_h0(h0, lengths).unsqueeze(0), hx[1][k : k + 1])
                 out, _, c_k = _fused_lstm(seq, state, params, lstm.bias, False)
                 # c is held exactly through padding; h is not, so read it at the last valid step.
                 h_n.append(comp.final_h(out, h0))
                 c_n.append(c_k[0])
-                outs.append(comp.unreverse(out) if d else out.reshape(longest * batch, hidden))
+                outs.append(comp.unreverse(out) if d else out.reshape(slots * batch, hidden))
             layer_out = torch.cat(outs, dim=1) if dirs == 2 else outs[0]
         if layer + 1 < lstm.num_layers:
             if lstm.dropout and lstm.training:
@@ -374,7 +426,7 @@ def _compacted_forward(
             buffer, index = with_padding_row(layer_out), comp.from_compact
 
     half = hidden if dirs == 2 else None
-    output = scatter_back(layer_out, mask, carry, half, lstm.batch_first)
+    output = comp.scatter_back(layer_out, carry, half, lstm.batch_first, held_zero=True)
     return output, (torch.stack(h_n), torch.stack(c_n))
 
 
@@ -415,8 +467,7 @@ def _masked_forward(
     # masked step is followed by a valid one), and the shortest and longest valid lengths.
     stats = list(torch.aminmax(lengths))
     if steps > 1:
-        as_int = mask.view(torch.int8)
-        stats += torch.aminmax(as_int[:, 1:] - as_int[:, :-1])
+        stats += torch.aminmax(torch.diff(mask.view(torch.int8), dim=1))
     values = [int(v) for v in torch.stack(stats).tolist()]
     shortest_n, longest_n = values[0], values[1]
     falls, rises = (values[2] < 0, values[3] > 0) if steps > 1 else (False, False)

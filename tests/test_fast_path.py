@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -27,12 +29,24 @@ def test_fully_valid_mask_is_the_plain_kernel():
     assert torch.equal(out, ref_out) and torch.equal(h_n, ref_h) and torch.equal(c_n, ref_c)
 
 
-def test_huge_recurrent_weights_are_refused_not_silently_inexact():
+@pytest.mark.parametrize(
+    ("autocast", "weight", "shown"),
+    [(None, 1e30, r"5e\+29 .* got 1e\+30"), (torch.float16, 6000.0, "5000 .* got 6000")],
+    ids=["float32", "float16-autocast"],
+)
+def test_huge_recurrent_weights_are_refused_not_silently_inexact(
+    autocast: torch.dtype | None, weight: float, shown: str
+):
+    # The margin is half the hold weight of the dtype the kernel computes in.
     model = MaskedLSTM(2, 3)
     with torch.no_grad():
-        model.lstm.weight_hh_l0[0, 0] = 2e6
-    with pytest.raises(MaskError, match=r"lstm: expected recurrent weights .* got 2e\+06"):
-        model(torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]]))
+        model.lstm.weight_hh_l0[0, 0] = weight
+    x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    with (
+        torch.autocast("cpu", dtype=autocast, enabled=autocast is not None),
+        pytest.raises(MaskError, match=rf"lstm: expected recurrent weights .*< {shown}"),
+    ):
+        model(x, mask)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -161,28 +175,60 @@ def test_constructor_refuses_a_module_that_contradicts_the_sizes():
 # --------------------------------------------------------------------------- margin check
 
 
-def test_margin_check_stays_out_of_the_module_and_sees_in_place_updates():
+def _write_huge(lstm: torch.nn.LSTM, how: str) -> None:
+    huge = torch.full_like(lstm.weight_hh_l0, 1e30)
+    if how == "in place":
+        with torch.no_grad():
+            lstm.weight_hh_l0.copy_(huge)  # same tensor, same id: the version counter moves
+    elif how == "load_state_dict":
+        lstm.load_state_dict({**lstm.state_dict(), "weight_hh_l0": huge})
+    elif how == "optimizer":
+        lstm.weight_hh_l0.grad = -huge
+        torch.optim.SGD(lstm.parameters(), lr=1.0).step()
+    elif how == "new parameter":
+        lstm.weight_hh_l0 = torch.nn.Parameter(huge)
+    else:
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["in place", "load_state_dict", "optimizer", "new parameter"])
+@pytest.mark.parametrize("given", ["mask", "lengths"])
+def test_margin_check_sees_every_update_of_the_weights(how: str, given: str):
+    # The check is cached per state of the weights (storage and version counter).
     lstm = torch.nn.LSTM(2, 3, batch_first=True)
     before = set(vars(lstm))
     x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
-    masked_lstm(lstm, x, mask)
-    assert set(vars(lstm)) == before, "nothing is written onto the user's module"
-    with torch.no_grad():
-        lstm.weight_hh_l0.mul_(1e7)  # in place: same tensor, same id
-    with pytest.raises(MaskError, match="lstm: expected recurrent weights"):
-        masked_lstm(lstm, x, mask)
-
-
-@pytest.mark.parametrize("how", ["mask", "lengths"])
-def test_margin_check_sees_writes_through_data(how: str):
-    # ``.data.mul_`` does not bump Tensor._version: a cache keyed on it would miss this.
-    lstm = torch.nn.LSTM(2, 3, batch_first=True)
-    x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
-    kwargs = {"mask": mask} if how == "mask" else {"mask": None, "lengths": mask.sum(1)}
+    kwargs = {"mask": mask} if given == "mask" else {"mask": None, "lengths": mask.sum(1)}
     masked_lstm(lstm, x, **kwargs)
-    lstm.weight_hh_l0.data.mul_(1e7)
+    masked_lstm(lstm, x, **kwargs)  # cached
+    assert set(vars(lstm)) == before, "nothing is written onto the user's module"
+    _write_huge(lstm, how)
     with pytest.raises(MaskError, match="lstm: expected recurrent weights"):
         masked_lstm(lstm, x, **kwargs)
+
+
+def test_margin_check_does_not_see_writes_through_data_as_documented():
+    # ``.data`` has its own version counter: such a write is not seen after a first call
+    # (rnn._check_hold_margin says so). The same weights on a fresh module are refused.
+    lstm = torch.nn.LSTM(2, 3, batch_first=True)
+    x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    masked_lstm(lstm, x, mask)
+    lstm.weight_hh_l0.data.fill_(1e30)
+    masked_lstm(lstm, x, mask)
+    fresh = copy.deepcopy(lstm)
+    with pytest.raises(MaskError, match="lstm: expected recurrent weights"):
+        masked_lstm(fresh, x, mask)
+
+
+def test_margin_check_runs_every_call_on_inference_tensors():
+    # Inference tensors keep no version counter, so there is nothing to cache on.
+    with torch.inference_mode():
+        lstm = torch.nn.LSTM(2, 3, batch_first=True)
+        x, mask = torch.randn(2, 4, 2), torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+        masked_lstm(lstm, x, mask)
+        lstm.weight_hh_l0.data.fill_(1e30)
+        with pytest.raises(MaskError, match="lstm: expected recurrent weights"):
+            masked_lstm(lstm, x, mask)
 
 
 def test_margin_check_does_not_keep_modules_alive():

@@ -199,11 +199,11 @@ def test_gru_refuses_weights_or_h0_beyond_the_hold_margin():
     m = _build("gru", 1, False)
     x = torch.randn(2, 4, F)
     mask = torch.tensor([[1, 0, 1, 1], [1, 1, 1, 1]], dtype=torch.bool)
-    hx = torch.full((1, 2, H), 1e6)
+    hx = torch.full((1, 2, H), 1e30)
     with pytest.raises(InputError, match=r"gru: expected reset/update-gate weights and h_0 .* got"):
         m(x, mask, hx=hx)
     with torch.no_grad():
-        m.gru.weight_hh_l0[H : 2 * H] = 1e6
+        m.gru.weight_hh_l0[H : 2 * H] = 1e30
     with pytest.raises(InputError, match="gru: expected reset/update-gate weights"):
         m(x, mask)
     m(x, torch.ones_like(mask))  # nothing masked: the plain kernel, no hold to saturate
@@ -408,15 +408,17 @@ def test_relu_refuses_a_state_beyond_the_reset_margin():
     rnn = nn.RNN(2, 3, batch_first=True, nonlinearity="relu")
     x = torch.randn(2, 4, 2)
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
-    h0 = torch.full((1, 2, 3), 1e8)
+    with torch.no_grad():
+        rnn.weight_hh_l0.fill_(1.0)  # the state grows (stays finite): 3e29, 9e29
+    h0 = torch.full((1, 2, 3), 1e29)
     with pytest.raises(InputError, match=r"rnn: expected relu weights and states"):
         masked_rnn(rnn, x, mask, h0)
-    masked_rnn(rnn, x, mask, h0 * 1e-6)  # an ordinary state is fine
+    masked_rnn(rnn, x, mask, h0 * 1e-29)  # an ordinary state is fine
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_gru_under_autocast_uses_the_autocast_dtype_for_the_hold(dtype: torch.dtype):
-    # Under float16 autocast the kernel computes in float16, where a 1e6 hold weight is inf
+    # Under float16 autocast the kernel computes in float16, where a 1e30 hold weight is inf
     # and 0 * inf = NaN on valid steps: the weight must follow autocast's dtype.
     torch.manual_seed(0)
     gru = nn.GRU(4, 8, batch_first=True, bidirectional=True)
