@@ -24,9 +24,10 @@ How it stays exact without a per-step Python loop
 3. **Compaction, where the mask has gaps** (or a given ``hx`` meets left padding or a
    backward direction). A hold step emits ``h = 0``, and the next valid step would read
    that 0 instead of the held ``h``; so each sequence's valid steps are first gathered, in
-   order, to the front of a ``(T_valid, B)`` buffer, then run as in 2, and gathered back to
-   their time positions. See :mod:`lstm_zero_lib._compaction`;
-   it knows nothing of LSTM gates.
+   order, to the front of a ``(T_valid + 1, B)`` buffer, then run as in 2, and gathered
+   back to their time positions; a masked step reads a held slot of its own row, whose
+   output is exactly 0 (the extra slot makes sure every row with a masked step has one).
+   See :mod:`lstm_zero_lib._compaction`; it knows nothing of LSTM gates.
 
 The mask is classified (right padding, left padding, anything else) with one small host
 read per call; ``lengths=`` is right padding by construction and needs none.
@@ -160,7 +161,16 @@ def _check_hold_margin(lstm: nn.LSTM, big: float) -> None:
     key = _weights_key(lstm, big)
     if key is not None and _margin_checked.get(lstm) == key:
         return
-    worst = float(_recurrent_bound(lstm))
+    # A loose bound first, one reduction over every recurrent weight and bias:
+    # |W_hh| row sum <= H max |w|, |b_ih + b_hh| <= 2 max |w|. The exact row sums only
+    # where that is not enough (never for a trained model in float32).
+    per = 4 if lstm.bias else 2
+    recurrent = [w.view(-1) for i, w in enumerate(_weights(lstm)) if i % per]
+    with torch.no_grad():
+        low, high = torch.aminmax(torch.cat(recurrent))
+    worst = (lstm.hidden_size + 2) * max(-float(low), float(high))
+    if not worst < big / 2:
+        worst = float(_recurrent_bound(lstm))
     if not worst < big / 2:
         raise InputError(
             f"lstm: expected recurrent weights with max row sum |W_hh| + |b| < {big / 2:g} "
@@ -373,18 +383,19 @@ def _compacted_forward(
     x: Tensor,
     mask: Tensor,
     lengths: Tensor,
-    longest: int,
+    slots: int,
     hx: State | None,
     carry: bool,
 ) -> tuple[Tensor, State]:
-    """Any mask, any initial state: run on compacted valid steps; ``mask`` is ``(B, T)``."""
+    """Any mask, any initial state: run on compacted valid steps; ``mask`` is ``(B, T)``.
+
+    ``slots`` (steps the kernel runs) must leave every row with a masked step a padding
+    slot, whose output (a held step's) is exactly 0, for its masked outputs to read
+    (:meth:`Compaction.scatter_back`): ``T``, or one more than the longest row.
+    """
     batch, steps = mask.shape
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
-    # One slot more than the longest row (where T allows): then every row with a masked
-    # step has a padding slot, whose output (a held step's) is exactly 0, for its masked
-    # outputs to read (Compaction.scatter_back).
-    slots = min(longest + 1, steps)
     comp = Compaction(mask, lengths, slots, lstm.batch_first)
     hold = _checked_hold(lstm, x)
     zeros = x.new_zeros(dirs, batch, hidden)
@@ -479,7 +490,7 @@ def _masked_forward(
         return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=False, carry=carry)
     if not falls and hx is None:
         return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=True, carry=carry)
-    return _compacted_forward(lstm, x, mask, lengths, longest_n, hx, carry)
+    return _compacted_forward(lstm, x, mask, lengths, min(longest_n + 1, steps), hx, carry)
 
 
 def masked_lstm(
@@ -599,7 +610,7 @@ def _lengths_forward(
     masked = torch.arange(steps, device=x.device) >= lengths.unsqueeze(1)  # (B, T)
     if state is None or not lstm.bidirectional:
         return _block_forward(lstm, x, masked, lengths, longest, state, left=False, carry=carry)
-    return _compacted_forward(lstm, x, ~masked, lengths, longest, state, carry)
+    return _compacted_forward(lstm, x, ~masked, lengths, min(longest + 1, steps), state, carry)
 
 
 class MaskedLSTM(MaskedRecurrent):
@@ -649,8 +660,14 @@ class MaskedLSTM(MaskedRecurrent):
     the backward direction), or the initial state if the sequence has no valid step.
 
     A NaN at a *valid* step makes that sequence's outputs NaN from there on, as in
-    ``nn.LSTM``; with right or left padding that includes its masked steps (a held step
-    emits ``0 * tanh(c)``), never another sequence's.
+    ``nn.LSTM``, and its masked outputs may be NaN too (they come from held steps, which
+    emit ``0 * tanh(c)``); never another sequence's.
+
+    Exact holds need recurrent weights with ``|W_hh|`` row sums plus ``|b|`` below
+    5e29 (5000 where the kernel computes in float16); anything else raises
+    :class:`~lstm_zero_lib.InputError`. The check runs once per state of the weights
+    (each weight's storage and version counter): every update through the parameters is
+    seen, a write through ``weight.data`` is not.
 
     The weights are an ``nn.LSTM``'s (:attr:`lstm`); :meth:`from_lstm` wraps a trained one
     (or pass it as ``lstm=``; the size arguments must then agree with it).
