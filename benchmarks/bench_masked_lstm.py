@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 from pathlib import Path
 
 import torch
@@ -47,12 +48,29 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def code_version() -> str:
+    """The git commit the library was measured at, ``+dirty`` if its code had changes."""
+    try:
+        git = ["git", "-C", str(HERE.parent)]
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        changes = subprocess.run(
+            [*git, "status", "--porcelain", "--", "lstm_zero_lib", "benchmarks/*.py"],
+            capture_output=True,
+            text=True,
+        )
+    except OSError:  # no git
+        return "unknown"
+    if commit.returncode != 0:
+        return "unknown"
+    return commit.stdout.strip() + ("+dirty" if changes.stdout.strip() else "")
+
+
 def conditions(meta: dict[str, object]) -> str:
     """One line saying how the numbers were measured."""
     return (
         f"{meta['device_name']} ({meta['device']}), torch {meta['torch']}, "
         f"{meta['threads']} thread(s), {meta['repeats']} interleaved repeats per method, "
-        f"timed by {meta.get('clock', 'wall clock')}; "
+        f"timed by {meta.get('clock', 'wall clock')}, code at {meta.get('commit', 'unknown')}; "
         "each cell: median time / plain module's time (nn.LSTM, nn.GRU or nn.RNN), "
         "(min-max over repeats)"
     )
@@ -101,6 +119,7 @@ def main() -> None:
         "repeats": repeats,
         "cpu_count": __import__("os").cpu_count(),
         "clock": rows[0]["clock"] if rows else "wall clock",
+        "commit": code_version(),
     }
     for row in rows:
         row["device"] = args.device

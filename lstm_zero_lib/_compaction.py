@@ -161,7 +161,8 @@ class Compaction:
 
         upto = self.upto
         if not carry:
-            out = take(rows, zero) if held_zero else pick(rows, self.mask, self.slot)
+            # (zero is a tensor exactly where held_zero is set)
+            out = take(rows, zero) if isinstance(zero, Tensor) else pick(rows, self.mask, self.slot)
         elif not half:
             out = pick(rows, upto > 0, upto - 1)
         else:
