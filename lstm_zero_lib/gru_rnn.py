@@ -101,21 +101,21 @@ class _MaskedInput(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, skip: Tensor, channel: bool) -> Tensor:
-        keep = (~skip).to(x.dtype)
-        ctx.save_for_backward(keep)
+        ctx.save_for_backward(skip)
         features = ctx.features = x.shape[2]
         ints = _SAME_SIZE_INT[x.element_size()]
         bits = torch.where(skip, 0, -1).to(ints)  # all bits set on valid slots
         out = x.new_empty(*x.shape[:2], features + int(channel))
         torch.bitwise_and(x.view(ints), bits, out=out.view(ints)[..., :features])
         if channel:
-            torch.sub(1, keep, out=out[..., features:])
+            out[..., features:].copy_(skip)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        (keep,) = ctx.saved_tensors
-        return grad[..., : ctx.features] * keep, None, None
+        (skip,) = ctx.saved_tensors
+        # Selected, not multiplied: a non-finite gradient at a masked slot stays out.
+        return grad[..., : ctx.features].masked_fill(skip, 0.0), None, None
 
 
 _SAME_SIZE_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}

@@ -447,3 +447,20 @@ def test_masked_outputs_are_zero_even_after_a_nan_valid_input(cell: str, bidirec
     x.requires_grad_()
     out, _ = m(x, mask)
     assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
+
+
+def test_masked_input_selects_its_gradient_never_multiplies():
+    # A non-finite gradient arriving at a masked slot must not reach x (nan * 0 is NaN).
+    from lstm_zero_lib.gru_rnn import _masked_input
+
+    x = torch.randn(2, 3, 4, requires_grad=True)
+    skip = torch.tensor([[False, True, False], [True, False, False]]).unsqueeze(2)
+    out = _masked_input(x, skip, channel=True)
+    assert torch.equal(out[..., -1:], skip.to(x.dtype))
+    grad = torch.ones_like(out)
+    grad[0, 1] = float("nan")
+    grad[1, 0] = float("inf")
+    out.backward(grad)
+    assert x.grad is not None
+    assert torch.equal(x.grad[skip.expand_as(x)], torch.zeros(8))
+    assert torch.equal(x.grad[~skip.expand_as(x)], torch.ones(16))
