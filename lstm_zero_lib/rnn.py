@@ -669,11 +669,11 @@ class MaskedLSTM(MaskedRecurrent):
     ``nn.LSTM``, and its masked outputs may be NaN too (they come from held steps, which
     emit ``0 * tanh(c)``); never another sequence's.
 
-    Gradients: a masked output of ``"zero"`` mode is a held step's output (0), so a
-    non-finite gradient sent to it, such as ``sqrt`` of a norm at 0 behind
-    ``torch.where``, reaches the weights' gradients as NaN, as it would through plain
-    ``nn.LSTM``. Select the valid steps before such a function
-    (:func:`~lstm_zero_lib.masked_loss`).
+    Gradients: a masked output of ``"zero"`` mode is a held step's output, exactly 0, and
+    a gradient sent to it flows into the kernel. A function with an infinite derivative at
+    0 there (``sqrt`` of a norm, even behind ``torch.where``) then makes the weights'
+    gradients NaN; plain ``nn.LSTM``, whose padded outputs are not 0, does not hit this.
+    Select the valid steps before such a function (:func:`~lstm_zero_lib.masked_loss`).
 
     Exact holds need recurrent weights with ``|W_hh|`` row sums plus ``|b|`` below
     5e29 (5000 where the kernel computes in float16); anything else raises

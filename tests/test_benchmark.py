@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -133,3 +137,21 @@ def test_gru_and_rnn_configs_check_and_time_against_their_plain_module(
     lines = markdown_table(rows, ours=ours).splitlines()
     assert len(lines) == 3 and ours in lines[0] and lines[2].startswith(f"| {mask} | B4 T7")
     assert len(markdown_table(rows).splitlines()) == 2, "an LSTM table leaves GRU/RNN rows out"
+
+
+def test_readme_tables_are_the_committed_bench_result():
+    # The README's tables must be what `--markdown` prints from the committed JSON (the
+    # speed appendix reads the same file): a new `make bench` without a README update fails.
+    root = Path(__file__).resolve().parents[1]
+    saved = root / "benchmarks" / "results" / "bench_masked_lstm.json"
+    printed = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "bench_masked_lstm.py"), "--markdown", saved],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    readme = set((root / "README.md").read_text().splitlines())
+    table_lines = [line for line in printed.splitlines() if line.strip()]
+    assert len(table_lines) > 40
+    missing = [line for line in table_lines if line not in readme]
+    assert not missing, missing[:3]
