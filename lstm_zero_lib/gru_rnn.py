@@ -197,7 +197,7 @@ def _hold_margin(gru: nn.GRU, h0: Tensor | None) -> Tensor:
     ``|h| <= max(1, max |h_0|)`` throughout, and the row sums of ``|W_hr|``, ``|W_hz|`` times
     that, plus ``|b|``, bound the perturbation (:func:`~lstm_zero_lib.rnn._recurrent_bound`);
     sigmoid is exactly 0 or 1 once the pre-activation is past about -90 or 17 (float32;
-    -750 or 37 in float64). Checked on every call, like the LSTM's margin.
+    -750 or 37 in float64). Checked on every call: it depends on ``h_0`` too.
     """
     scale = None
     if h0 is not None and h0.numel():
