@@ -486,17 +486,34 @@ def _masked_forward(
     if steps > 1:
         stats += torch.aminmax(torch.diff(mask.view(torch.int8), dim=1))
     values = [int(v) for v in torch.stack(stats).tolist()]
-    shortest_n, longest_n = values[0], values[1]
     falls, rises = (values[2] < 0, values[3] > 0) if steps > 1 else (False, False)
-    if shortest_n == steps:
+    return _run_classified(lstm, x, mask, lengths, values[0], values[1], rises, falls, hx, carry)
+
+
+def _run_classified(
+    lstm: nn.LSTM,
+    x: Tensor,
+    mask: Tensor,
+    lengths: Tensor,
+    shortest: int,
+    longest: int,
+    rises: bool,
+    falls: bool,
+    hx: State | None,
+    carry: bool,
+) -> tuple[Tensor, State]:
+    """The path for a classified ``(B, T)`` mask (``rises``/``falls``: a masked step is
+    followed by a valid one / a valid step by a masked one somewhere), read on the host."""
+    steps = mask.shape[1]
+    if shortest == steps:
         return _plain(lstm, x, hx)  # nothing is masked: the plain kernel is already exact
-    if longest_n == 0:
+    if longest == 0:
         return _nothing_valid(lstm, x, hx)
     if not rises and (hx is None or not lstm.bidirectional):
-        return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=False, carry=carry)
+        return _block_forward(lstm, x, ~mask, lengths, longest, hx, left=False, carry=carry)
     if not falls and hx is None:
-        return _block_forward(lstm, x, ~mask, lengths, longest_n, hx, left=True, carry=carry)
-    return _compacted_forward(lstm, x, mask, lengths, min(longest_n + 1, steps), hx, carry)
+        return _block_forward(lstm, x, ~mask, lengths, longest, hx, left=True, carry=carry)
+    return _compacted_forward(lstm, x, mask, lengths, min(longest + 1, steps), hx, carry)
 
 
 def masked_lstm(
@@ -597,8 +614,8 @@ def _lengths_forward(
         lengths = as_lengths(lengths)  # exact-integer floats pass, anything else raises
     lengths = lengths.to(device=x.device, dtype=torch.long)
     x, state = check_lstm_x_hx(lstm, x, hx)
+    mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)  # (B, T)
     if exporting():  # lengths outside [0, T] are not checked: a graph cannot raise
-        mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)
         return _export_forward(lstm, x, mask, state, carry)
     if steps == 0 or batch == 0:
         if batch and bool((lengths != 0).any()):
@@ -609,14 +626,9 @@ def _lengths_forward(
         raise InputError(f"lengths: expected every length >= 0, got {shortest}")
     if longest > steps:
         raise InputError(f"lengths: expected every length <= T = {steps}, got {longest}")
-    if shortest == steps:
-        return _plain(lstm, x, state)  # nothing is masked: the plain kernel is already exact
-    if longest == 0:
-        return _nothing_valid(lstm, x, state)
-    masked = torch.arange(steps, device=x.device) >= lengths.unsqueeze(1)  # (B, T)
-    if state is None or not lstm.bidirectional:
-        return _block_forward(lstm, x, masked, lengths, longest, state, left=False, carry=carry)
-    return _compacted_forward(lstm, x, ~masked, lengths, min(longest + 1, steps), state, carry)
+    # Right padding by construction: no rise; a fall wherever a row is short of T.
+    falls = shortest < steps
+    return _run_classified(lstm, x, mask, lengths, shortest, longest, False, falls, state, carry)
 
 
 class MaskedLSTM(MaskedRecurrent):
