@@ -88,7 +88,7 @@ def as_bool_mask(
     mask = require_tensor(mask, name)
     if like is not None:
         require_same_device(mask, name, like)
-    if expected_shape is not None and tuple(mask.shape) != tuple(expected_shape):
+    if expected_shape is not None and mask.shape != tuple(expected_shape):
         where = f" {layout}" if layout else ""
         raise InputError(
             f"{name}: expected shape {shape_str(expected_shape)}{where}, "
@@ -183,23 +183,30 @@ def check_lstm_inputs(
 
 def check_x(module: nn.RNNBase, x: object) -> Tensor:
     """Validate ``x`` (layout, size, device, dtype) against a recurrent ``module``."""
-    kind = module.mode.split("_")[0]  # "LSTM", "GRU" or "RNN" (from "RNN_TANH")
-    layout = "(B, T, F)" if module.batch_first else "(T, B, F)"
+    # (Runs on every call: the messages are only built for an error.)
     x = require_tensor(x, "x")
-    require_ndim(x, "x", (3,), layout)
-    if x.shape[2] != module.input_size:
+    if x.ndim != 3 or x.shape[2] != module.input_size:
+        layout = "(B, T, F)" if module.batch_first else "(T, B, F)"
+        require_ndim(x, "x", (3,), layout)
         raise InputError(
             f"x: expected shape {layout} with F = input_size = {module.input_size}, "
             f"got {shape_str(x.shape)}"
         )
-    weight = module.weight_ih_l0
+    weight: Tensor = module._flat_weights[0]  # type: ignore[assignment]  # weight_ih_l0
     if x.device != weight.device:
         raise InputError(
-            f"x: expected a tensor on the {kind}'s device {weight.device}, got {x.device}"
+            f"x: expected a tensor on the {_kind(module)}'s device {weight.device}, got {x.device}"
         )
     if x.dtype != weight.dtype:
-        raise InputError(f"x: expected dtype {weight.dtype} (the {kind}'s weights), got {x.dtype}")
+        raise InputError(
+            f"x: expected dtype {weight.dtype} (the {_kind(module)}'s weights), got {x.dtype}"
+        )
     return x
+
+
+def _kind(module: nn.RNNBase) -> str:
+    """The kind of recurrent module: LSTM, GRU or RNN (``mode`` RNN_TANH / RNN_RELU)."""
+    return module.mode.split("_")[0]
 
 
 def state_shape(module: nn.RNNBase, x: Tensor) -> tuple[int, int, int]:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import functools
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
@@ -262,9 +262,20 @@ def _kernel_call(kernel: Callable[..., KernelOut], *args: object) -> KernelOut:
 
 # Inductor's lowering of the CPU LSTM kernel fails on this call: keep it out of the graph.
 # (torch.compiler.disable carries no type hints.)
-_fused_lstm: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+_fused_lstm_outside_graph: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
     _fused_lstm_call
 )
+
+
+def _fused_lstm(
+    inp: Tensor, hx: State, params: list[Tensor], has_bias: bool, bidirectional: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_fused_lstm_call`, kept out of a ``torch.compile`` graph."""
+    # The disable wrapper costs about as much as the rest of the call's Python on every
+    # eager call; only a compiling trace needs it.
+    if torch.compiler.is_compiling():
+        return _fused_lstm_outside_graph(inp, hx, params, has_bias, bidirectional)
+    return _fused_lstm_call(inp, hx, params, has_bias, bidirectional)
 
 
 # --------------------------------------------------------------------------- one block
@@ -295,8 +306,9 @@ def _zero_held_features(inp: Tensor) -> Tensor:
 def _block_forward(
     lstm: nn.LSTM,
     x: Tensor,
-    masked: Tensor,
+    mask: Tensor,
     lengths: Tensor,
+    shortest: int,
     longest: int,
     hx: State | None,
     left: bool,
@@ -304,14 +316,14 @@ def _block_forward(
 ) -> tuple[Tensor, State]:
     """Masks whose valid steps form one block at the end (``left``) or start of each row.
 
-    ``masked`` (True = masked step) is ``(B, T)`` whatever ``x``'s layout; ``lengths`` is
-    ``(B,)``, ``longest`` its maximum (read on the host already).
+    ``mask`` (True = valid step) is ``(B, T)`` whatever ``x``'s layout; ``lengths`` is
+    ``(B,)``, ``shortest`` and ``longest`` its extremes (read on the host already).
     Valid from a zero initial state, or with ``hx`` for a unidirectional right-padded run.
     """
     # Time-major inside, the kernel's own layout: the input is built in one pass that also
     # transposes, and the kernel need not copy it again (nn.LSTM's batch_first does).
     xt = x.transpose(0, 1) if lstm.batch_first else x
-    skip = masked.t().unsqueeze(2)  # (T, B, 1)
+    skip = (~mask).t().unsqueeze(2)  # (T, B, 1), True = held step
     full_steps = xt.shape[0]
     full_skip = skip
     if longest < full_steps:
@@ -324,61 +336,66 @@ def _block_forward(
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
     hold = _checked_hold(lstm, x)
-    channel = skip.to(x.dtype)
-    inp = _zero_held_features(torch.cat([xt, channel], dim=2))
+    # The bool ``skip`` joins as the padding channel: ``cat`` promotes it to x's dtype.
+    inp = _zero_held_features(torch.cat([xt, skip], dim=2))
     # The step whose output is h_n: right padding, forward direction (backward ends at
     # t = 0, where the kernel stops); left padding, backward direction. A row with no valid
     # step picks a masked step, whose output is exactly 0 = its initial h (zero start).
-    read = (steps - lengths).clamp(max=steps - 1) if left else (lengths - 1).clamp(min=0)
+    read = steps - lengths if left else lengths - 1
+    if shortest == 0:
+        read = read.clamp(max=steps - 1) if left else read.clamp(min=0)
+    index = read.view(1, -1, 1)
     if hx is None:
         zeros = x.new_zeros(dirs, xt.shape[1], hidden)
-    h_n: list[Tensor] = []
+    h_n: list[Tensor] = []  # (1, B, H) each
     c_n: list[Tensor] = []
     out = xt
     for layer in range(lstm.num_layers):
         if layer:
             if lstm.dropout and lstm.training:
                 out = F.dropout(out, p=lstm.dropout, training=True)
-            inp = torch.cat([out, channel], dim=2)
+            inp = torch.cat([out, skip], dim=2)
         params = _layer_params(lstm, layer, hold, range(dirs))
         if hx is None:
             state = (zeros, zeros)
         else:
             # Only a unidirectional right-padded run gets here with hx: one direction.
-            h0 = hx[0][layer]
-            state = (_kernel_h0(h0, lengths).unsqueeze(0), hx[1][layer : layer + 1])
+            h0 = hx[0][layer : layer + 1]
+            state = (_kernel_h0(h0, lengths), hx[1][layer : layer + 1])
         out, h_k, c_k = _fused_lstm(inp, state, params, lstm.bias, dirs == 2)
-        picked = _at_step(out, read)
+        # (1, B, H) at the read step: gather reads the first H channels (forward half).
         if left:  # forward: the kernel's last step; backward: the first valid step
-            h_layer = [h_k[0], picked[:, hidden:]] if dirs == 2 else [h_k[0]]
+            h_n.append(h_k[:1])
+            if dirs == 2:
+                h_n.append(out[..., hidden:].gather(0, index.expand(1, -1, hidden)))
         else:
-            h_fwd = picked[:, :hidden]
+            h_fwd = out.gather(0, index.expand(1, -1, hidden))
             if hx is not None:  # a row with no valid step keeps its own h_0
                 h_fwd = torch.where((lengths > 0).unsqueeze(1), h_fwd, h0)
-            h_layer = [h_fwd, h_k[1]] if dirs == 2 else [h_fwd]
-        h_n += h_layer
+            h_n.append(h_fwd)
+            if dirs == 2:
+                h_n.append(h_k[1:])
         c_n.append(c_k)
+    if carry and (dirs == 2 or not left):
+        # Masked steps repeat the direction's nearest earlier output in its reading order:
+        # after the block that is the output at the read step (0 for an empty row); the
+        # other direction has none there and gives zeros.
+        picked = out.gather(0, index.expand(1, -1, dirs * hidden))
+        if dirs == 2:
+            other = torch.zeros_like(picked[..., :hidden])
+            halves = [other, picked[..., hidden:]] if left else [picked[..., :hidden], other]
+            picked = torch.cat(halves, dim=2)
     if steps < full_steps:
         before, after = (full_steps - steps, 0) if left else (0, full_steps - steps)
         out = F.pad(out, (0, 0, 0, 0, before, after))
         skip = full_skip
     if carry and (dirs == 2 or not left):
-        # Masked steps repeat the direction's nearest earlier output in its reading order:
-        # after the block that is the output ``picked`` (0 for an empty row); the other
-        # direction has none there and gives zeros.
-        other = torch.zeros_like(picked[:, :hidden])
-        if dirs == 1:
-            fill = picked
-        elif left:
-            fill = torch.cat([other, picked[:, hidden:]], dim=1)
-        else:
-            fill = torch.cat([picked[:, :hidden], other], dim=1)
-        out = torch.where(skip, fill.unsqueeze(0), out)
+        out = torch.where(skip, picked, out)
     if lstm.batch_first:
         out = out.transpose(0, 1)  # a view, as nn.LSTM returns with batch_first
-    if len(h_n) == 1:  # one layer and direction: views, not copies
-        return out, (h_n[0].unsqueeze(0), c_n[0])
-    return out, (torch.stack(h_n), torch.cat(c_n))
+    if len(h_n) == 1:  # one layer and direction: no copies
+        return out, (h_n[0], c_n[0])
+    return out, (torch.cat(h_n), torch.cat(c_n))
 
 
 # --------------------------------------------------------------------------- compaction
@@ -472,6 +489,18 @@ def _nothing_valid(lstm: nn.RNNBase, x: Tensor, hx: State | None) -> tuple[Tenso
     return output, (hx[0] + zero, hx[1] + zero)
 
 
+def _host_ints(values: Sequence[Tensor]) -> list[int]:
+    """The values of 0-d integer tensors, read on the host.
+
+    On the CPU each is read where it lies (a ``stack`` first costs more than the reads);
+    elsewhere they are stacked first, so that the host waits for the device once.
+    """
+    if values[0].device.type == "cpu":
+        return [int(v) for v in values]
+    read: list[int] = torch.stack(list(values)).tolist()
+    return read
+
+
 def _masked_forward(
     lstm: nn.LSTM, x: Tensor, mask: Tensor, hx: State | None, carry: bool
 ) -> tuple[Tensor, State]:
@@ -485,7 +514,7 @@ def _masked_forward(
     stats = list(torch.aminmax(lengths))
     if steps > 1:
         stats += torch.aminmax(torch.diff(mask.view(torch.int8), dim=1))
-    values = [int(v) for v in torch.stack(stats).tolist()]
+    values = _host_ints(stats)
     falls, rises = (values[2] < 0, values[3] > 0) if steps > 1 else (False, False)
     return _run_classified(lstm, x, mask, lengths, values[0], values[1], rises, falls, hx, carry)
 
@@ -510,9 +539,9 @@ def _run_classified(
     if longest == 0:
         return _nothing_valid(lstm, x, hx)
     if not rises and (hx is None or not lstm.bidirectional):
-        return _block_forward(lstm, x, ~mask, lengths, longest, hx, left=False, carry=carry)
+        return _block_forward(lstm, x, mask, lengths, shortest, longest, hx, False, carry)
     if not falls and hx is None:
-        return _block_forward(lstm, x, ~mask, lengths, longest, hx, left=True, carry=carry)
+        return _block_forward(lstm, x, mask, lengths, shortest, longest, hx, True, carry)
     return _compacted_forward(lstm, x, mask, lengths, min(longest + 1, steps), hx, carry)
 
 
@@ -621,7 +650,7 @@ def _lengths_forward(
         if batch and bool((lengths != 0).any()):
             raise InputError(f"lengths: expected every length <= T = 0, got {lengths.tolist()}")
         return _nothing_valid(lstm, x, state)
-    shortest, longest = (int(v) for v in torch.stack(torch.aminmax(lengths)).tolist())
+    shortest, longest = _host_ints(torch.aminmax(lengths))
     if shortest < 0:
         raise InputError(f"lengths: expected every length >= 0, got {shortest}")
     if longest > steps:
