@@ -79,6 +79,7 @@ from .errors import InputError
 from .rnn import (
     _at_step,
     _hold_weight,
+    _host_ints,
     _kernel_call,
     _nothing_valid,
     _recurrent_bound,
@@ -422,7 +423,7 @@ def _rnn_forward(rnn: nn.RNN, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     if steps > 1:
         as_int = mask.view(torch.int8)
         stats.append((as_int[:, 1:] - as_int[:, :-1]).max())
-    values = [int(v) for v in torch.stack(stats).tolist()]
+    values = _host_ints(stats)
     shortest, longest = values[0], values[1]
     rises = steps > 1 and values[2] > 0
     if shortest == steps:
