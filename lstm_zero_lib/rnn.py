@@ -262,20 +262,9 @@ def _kernel_call(kernel: Callable[..., KernelOut], *args: object) -> KernelOut:
 
 # Inductor's lowering of the CPU LSTM kernel fails on this call: keep it out of the graph.
 # (torch.compiler.disable carries no type hints.)
-_fused_lstm_outside_graph: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
+_fused_lstm: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
     _fused_lstm_call
 )
-
-
-def _fused_lstm(
-    inp: Tensor, hx: State, params: list[Tensor], has_bias: bool, bidirectional: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`_fused_lstm_call`, kept out of a ``torch.compile`` graph."""
-    # The disable wrapper costs about as much as the rest of the call's Python on every
-    # eager call; only a compiling trace needs it.
-    if torch.compiler.is_compiling():
-        return _fused_lstm_outside_graph(inp, hx, params, has_bias, bidirectional)
-    return _fused_lstm_call(inp, hx, params, has_bias, bidirectional)
 
 
 # --------------------------------------------------------------------------- one block
@@ -376,21 +365,22 @@ def _block_forward(
             if dirs == 2:
                 h_n.append(h_k[1:])
         c_n.append(c_k)
+    fill = None
     if carry and (dirs == 2 or not left):
         # Masked steps repeat the direction's nearest earlier output in its reading order:
         # after the block that is the output at the read step (0 for an empty row); the
         # other direction has none there and gives zeros.
-        picked = out.gather(0, index.expand(1, -1, dirs * hidden))
+        fill = out.gather(0, index.expand(1, -1, dirs * hidden))
         if dirs == 2:
-            other = torch.zeros_like(picked[..., :hidden])
-            halves = [other, picked[..., hidden:]] if left else [picked[..., :hidden], other]
-            picked = torch.cat(halves, dim=2)
+            other = torch.zeros_like(fill[..., :hidden])
+            halves = [other, fill[..., hidden:]] if left else [fill[..., :hidden], other]
+            fill = torch.cat(halves, dim=2)
     if steps < full_steps:
         before, after = (full_steps - steps, 0) if left else (0, full_steps - steps)
         out = F.pad(out, (0, 0, 0, 0, before, after))
         skip = full_skip
-    if carry and (dirs == 2 or not left):
-        out = torch.where(skip, picked, out)
+    if fill is not None:
+        out = torch.where(skip, fill, out)
     if lstm.batch_first:
         out = out.transpose(0, 1)  # a view, as nn.LSTM returns with batch_first
     if len(h_n) == 1:  # one layer and direction: no copies
