@@ -483,9 +483,10 @@ def _host_ints(values: Sequence[Tensor]) -> list[int]:
     """The values of 0-d integer tensors, read on the host.
 
     On the CPU each is read where it lies (a ``stack`` first costs more than the reads);
-    elsewhere they are stacked first, so that the host waits for the device once.
+    elsewhere they are stacked first, so that the host waits for the device once, and so
+    is a call that ``torch.compile`` traces (one graph break, not one per value).
     """
-    if values[0].device.type == "cpu":
+    if values[0].device.type == "cpu" and not torch.compiler.is_compiling():
         return [int(v) for v in values]
     read: list[int] = torch.stack(list(values)).tolist()
     return read
