@@ -51,7 +51,6 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +77,7 @@ from ._masked_module import (
 from .errors import InputError
 from .rnn import (
     _at_step,
+    _held_input,
     _hold_weight,
     _host_ints,
     _kernel_call,
@@ -89,44 +89,6 @@ from .rnn import (
 __all__ = ["MaskedGRU", "MaskedRNN", "masked_gru", "masked_rnn"]
 
 Result = tuple[Tensor, Tensor]
-
-
-class _MaskedInput(torch.autograd.Function):
-    """``x`` with its masked slots set to +0 by clearing their bits, optionally followed by
-    the padding channel (1 on masked steps), written in one pass into one new tensor.
-
-    Exact and NaN/inf-safe like ``torch.where(skip, 0, x)`` (``x * keep`` is not:
-    ``nan * 0 = nan``), and on the CPU several times cheaper than a select that broadcasts a
-    ``(B, T, 1)`` mask over the features. Masked slots get exactly zero gradient.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, skip: Tensor, channel: bool) -> Tensor:
-        ctx.save_for_backward(skip)
-        features = ctx.features = x.shape[2]
-        ints = _SAME_SIZE_INT[x.element_size()]
-        bits = torch.where(skip, 0, -1).to(ints)  # all bits set on valid slots
-        out = x.new_empty(*x.shape[:2], features + int(channel))
-        torch.bitwise_and(x.view(ints), bits, out=out.view(ints)[..., :features])
-        if channel:
-            out[..., features:].copy_(skip)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        (skip,) = ctx.saved_tensors
-        # Selected, not multiplied: a non-finite gradient at a masked slot stays out.
-        return grad[..., : ctx.features].masked_fill(skip, 0.0), None, None
-
-
-_SAME_SIZE_INT = {2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
-def _masked_input(x: Tensor, skip: Tensor, channel: bool) -> Tensor:
-    """``x`` (``(B, T, F)`` or ``(T, B, F)``) with 0 where ``skip`` (laid out like ``x``, last
-    dim 1) is True, plus the padding channel if ``channel``; see :class:`_MaskedInput`."""
-    out: Tensor = _MaskedInput.apply(x, skip, channel)  # type: ignore[no-untyped-call]
-    return out
 
 
 # --------------------------------------------------------------------------- validation
@@ -266,7 +228,7 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
             out = F.dropout(out, p=gru.dropout, training=True)
         # Masked slots become (0, ..., 0, 1) whatever they held: NaN/inf there cannot leak,
         # they get exactly zero gradient, and the gates' margin ignores them.
-        inp = _masked_input(out, skip, channel=True)
+        inp = _held_input(out, skip)
         params = _gru_layer_params(gru, layer, gates)
         state = h0[layer * dirs : (layer + 1) * dirs]
         args = (inp, state, params, gru.bias, 1, 0.0, False, dirs == 2, batch_first)
@@ -341,7 +303,7 @@ def _right_padded_rnn(
     # Steps past the longest row are not run; the padding is zeroed so NaN/inf cannot leak.
     big = _hold_weight(x) if rnn.nonlinearity == "relu" else None
     skip_run = skip.narrow(time_dim, 0, longest)
-    out = _masked_input(x.narrow(time_dim, 0, longest), skip_run, channel=big is not None)
+    out = _held_input(x.narrow(time_dim, 0, longest), skip_run, channel=big is not None)
     channel = out[..., -1:]
     last = (lengths - 1).clamp(min=0)
     some = (lengths > 0).unsqueeze(1)

@@ -278,14 +278,20 @@ def _at_step(out: Tensor, step: Tensor, batch_first: bool = False) -> Tensor:
     return out.gather(0, step.view(1, -1, 1).expand(1, -1, width)).squeeze(0)
 
 
-def _zero_held_features(inp: Tensor) -> Tensor:
-    """Zero, in place, the features of ``inp``'s held steps (last channel 1); returns ``inp``.
+def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
+    """``x`` with its held steps' features set to +0 and, with ``channel``, the padding
+    channel (1 on held steps) appended: a held step then reads ``(0, ..., 0, 1)``.
 
-    A held step then reads ``(0, ..., 0, 1)`` whatever ``x`` held there: NaN/inf cannot
-    leak, and those features get exactly zero gradient. Whole rows by index, not a select
-    over every element: ``torch.where`` over ``(T, B, F)`` costs about twice the copy that
-    builds ``inp`` on the CPU, a row fill only touches the held steps.
+    ``skip`` (bool, True on held steps) is laid out like ``x`` with a last dim of 1. Whatever
+    ``x`` held at a held step (NaN, inf) cannot leak and gets exactly zero gradient: the
+    zeros are selected, never multiplied in (``nan * 0`` is NaN).
     """
+    if not channel:
+        return x.masked_fill(skip, 0.0)
+    # The bool skip joins as the channel (``cat`` promotes it to x's dtype); then the held
+    # rows' features are filled by row index: on the CPU ``torch.where`` over ``(T, B, F)``
+    # costs about twice the copy that ``cat`` makes, a row fill only touches the held steps.
+    inp = torch.cat([x, skip], dim=2)
     rows = inp.view(-1, inp.shape[2])
     held = rows[:, -1].nonzero().squeeze(1)
     rows[:, :-1].index_fill_(0, held, 0.0)
@@ -325,8 +331,7 @@ def _block_forward(
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
     hold = _checked_hold(lstm, x)
-    # The bool ``skip`` joins as the padding channel: ``cat`` promotes it to x's dtype.
-    inp = _zero_held_features(torch.cat([xt, skip], dim=2))
+    inp = _held_input(xt, skip)
     # The step whose output is h_n: right padding, forward direction (backward ends at
     # t = 0, where the kernel stops); left padding, backward direction. A row with no valid
     # step picks a masked step, whose output is exactly 0 = its initial h (zero start).

@@ -351,8 +351,8 @@ def test_bad_input_raises_input_error_naming_the_argument(cell, says):
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize("channel", [False, True])
-def test_zeroing_by_clearing_bits_is_exact_nan_safe_and_passes_gradient(dtype, channel):
-    from lstm_zero_lib.gru_rnn import _masked_input
+def test_held_input_is_exact_nan_safe_and_passes_gradient(dtype, channel):
+    from lstm_zero_lib.rnn import _held_input
 
     x = torch.randn(3, 4, 2).to(dtype)
     x[0, 1] = float("nan")
@@ -360,7 +360,7 @@ def test_zeroing_by_clearing_bits_is_exact_nan_safe_and_passes_gradient(dtype, c
     skip = torch.zeros(3, 4, 1, dtype=torch.bool)
     skip[0, 1] = skip[2, 3] = skip[1, 0] = True
     x.requires_grad_()
-    out = _masked_input(x, skip, channel)
+    out = _held_input(x, skip, channel)
     assert out.dtype == dtype and out.shape == (3, 4, 2 + channel)
     assert torch.equal(out[..., :2], torch.where(skip, torch.zeros((), dtype=dtype), x))
     assert not torch.signbit(out[..., :2][skip.expand(3, 4, 2)]).any(), "masked slots are +0"
@@ -449,14 +449,16 @@ def test_masked_outputs_are_zero_even_after_a_nan_valid_input(cell: str, bidirec
     assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
 
 
-def test_masked_input_selects_its_gradient_never_multiplies():
+@pytest.mark.parametrize("channel", [False, True])
+def test_held_input_selects_its_gradient_never_multiplies(channel):
     # A non-finite gradient arriving at a masked slot must not reach x (nan * 0 is NaN).
-    from lstm_zero_lib.gru_rnn import _masked_input
+    from lstm_zero_lib.rnn import _held_input
 
     x = torch.randn(2, 3, 4, requires_grad=True)
     skip = torch.tensor([[False, True, False], [True, False, False]]).unsqueeze(2)
-    out = _masked_input(x, skip, channel=True)
-    assert torch.equal(out[..., -1:], skip.to(x.dtype))
+    out = _held_input(x, skip, channel)
+    if channel:
+        assert torch.equal(out[..., -1:], skip.to(x.dtype))
     grad = torch.ones_like(out)
     grad[0, 1] = float("nan")
     grad[1, 0] = float("inf")
