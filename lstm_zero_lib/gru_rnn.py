@@ -235,9 +235,9 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
         out, h_k = _kernel_call(torch._VF.gru, *args)
         h_n.append(h_k)
     if not carry:
-        # Selected, never multiplied (a NaN at a valid step would survive 0 * NaN); in place
-        # where nothing records it for backward.
-        out = torch.where(skip, 0.0, out) if out.requires_grad else out.masked_fill_(skip, 0.0)
+        # Selected, never multiplied (a NaN at a valid step would survive 0 * NaN). Not in
+        # place: under torch.compile the kernel's h_n can be a view of its output.
+        out = out.masked_fill(skip, 0.0)
     elif given:
         # A masked step already emits the held state; before a direction's first valid step
         # that is h_0, and the contract says zeros there (from a zero h_0 it is 0 already).
