@@ -288,7 +288,7 @@ def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
     """
     if not channel:
         return x.masked_fill(skip, 0.0)
-    # The bool skip joins as the channel (``cat`` promotes it to x's dtype); then the held
+    # The bool skip joins as the channel (``cat`` promotes it to the features' dtype); the held
     # rows' features are filled by row index: on the CPU ``torch.where`` over ``(T, B, F)``
     # costs about twice the copy that ``cat`` makes, a row fill only touches the held steps.
     inp = torch.cat([x, skip], dim=2)

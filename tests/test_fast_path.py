@@ -57,17 +57,34 @@ def test_huge_recurrent_weights_are_refused_not_silently_inexact(
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_float64_is_exact(bidirectional: bool):
-    lstm, x, mask = make_batch(
-        BenchConfig(
-            batch=4, steps=9, features=3, hidden=4, bidirectional=bidirectional, mask="gaps"
-        )
+@pytest.mark.parametrize("kind", ["right", "left", "gaps"])  # block path, block, compaction
+def test_float64_is_exact(bidirectional: bool, kind: str):
+    config = BenchConfig(
+        batch=4, steps=9, features=3, hidden=4, layers=2, bidirectional=bidirectional, mask=kind
     )
+    lstm, x, mask = make_batch(config)
     lstm, x = lstm.double(), x.double()
+    mask[1] = False  # a row with no valid step
     out, (h_n, c_n) = masked_lstm(lstm, x, mask)
     ref, (h_ref, c_ref) = reference_forward(lstm, x, mask)
-    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
-    torch.testing.assert_close(c_n, c_ref, atol=1e-12, rtol=0)
+    for got, want in ((out, ref), (h_n, h_ref), (c_n, c_ref)):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["right", "left"])
+def test_bfloat16_autocast_block_path_matches_oracle(kind: str):
+    # The padding channel joins the kernel input as a bool: it must come out as a 1 in the
+    # dtype the kernel computes in (bfloat16 here, also for the second layer's input).
+    config = BenchConfig(batch=4, steps=9, features=3, hidden=4, layers=2, mask=kind)
+    lstm, x, mask = make_batch(config)
+    x[~mask] = float("nan")  # never read
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h_n, c_n) = masked_lstm(lstm, x, mask)
+    assert out.dtype == torch.bfloat16
+    ref, (h_ref, c_ref) = reference_forward(lstm, torch.where(mask.unsqueeze(2), x, 0.0), mask)
+    for got, want in ((out, ref), (h_n, h_ref), (c_n, c_ref)):
+        torch.testing.assert_close(got.float(), want, atol=2e-2, rtol=0)
+    assert (out[~mask] == 0).all()
 
 
 def test_cost_follows_longest_valid_length_not_padded_length():
