@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +157,54 @@ def test_readme_tables_are_the_committed_bench_result():
     assert len(table_lines) > 40
     missing = [line for line in table_lines if line not in readme]
     assert not missing, missing[:3]
+
+
+def _code_only(source: str) -> str:
+    """The AST of ``source`` without docstrings: what runs, not how it is documented."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return ast.dump(tree)
+
+
+def test_committed_bench_result_measured_this_code():
+    # The README and the speed appendix say "code at <commit>": the library and harness
+    # code that ran then must be the code here, up to comments and docstrings. A change
+    # to what runs needs a new `make bench`.
+    root = Path(__file__).resolve().parents[1]
+    saved = json.loads((root / "benchmarks" / "results" / "bench_masked_lstm.json").read_text())
+    commit = saved["meta"]["commit"]
+    assert not commit.endswith("+dirty"), f"measured uncommitted code ({commit})"
+    git = ["git", "-C", str(root)]
+    known = subprocess.run([*git, "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True)
+    if known.returncode != 0:
+        pytest.skip(f"commit {commit[:12]} is not in this checkout's history (shallow clone?)")
+    listed = subprocess.run(
+        [*git, "ls-tree", "-r", "--name-only", commit, "--", "lstm_zero_lib", "benchmarks"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    then = {path for path in listed if path.endswith(".py")}
+    now = {
+        str(path.relative_to(root))
+        for folder in ("lstm_zero_lib", "benchmarks")
+        for path in (root / folder).rglob("*.py")
+    }
+    assert then == now, sorted(then ^ now)
+    changed = []
+    for path in sorted(now):
+        old = subprocess.run(
+            [*git, "show", f"{commit}:{path}"], capture_output=True, text=True, check=True
+        ).stdout
+        if _code_only(old) != _code_only((root / path).read_text()):
+            changed.append(path)
+    assert not changed, f"code changed since the bench ran at {commit[:12]}: {changed}"
