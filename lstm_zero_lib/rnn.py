@@ -288,13 +288,13 @@ def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
     """
     if not channel:
         return x.masked_fill(skip, 0.0)
-    # The bool skip joins as the channel (``cat`` promotes it to the features' dtype); the held
-    # rows' features are filled by row index: on the CPU ``torch.where`` over ``(T, B, F)``
-    # costs about twice the copy that ``cat`` makes, a row fill only touches the held steps.
-    inp = torch.cat([x, skip], dim=2)
-    rows = inp.view(-1, inp.shape[2])
-    held = rows[:, -1].nonzero().squeeze(1)
-    rows[:, :-1].index_fill_(0, held, 0.0)
+    # The held rows' features are filled by row index: on the CPU ``torch.where`` over
+    # ``(T, B, F)`` costs about twice the copy that ``cat`` makes, a row fill only touches
+    # the held steps. (Their indices are found first: inductor miscompiled a fill of rows
+    # found in the tensor being filled, single-threaded, torch 2.13.)
+    held = skip.reshape(-1).nonzero().squeeze(1)
+    inp = torch.cat([x, skip], dim=2)  # the bool joins as the channel, in x's dtype
+    inp.view(-1, inp.shape[2])[:, :-1].index_fill_(0, held, 0.0)
     return inp
 
 
