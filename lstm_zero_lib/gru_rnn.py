@@ -236,7 +236,7 @@ def _gru_forward(gru: nn.GRU, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
         h_n.append(h_k)
     if not carry:
         # Selected, never multiplied (a NaN at a valid step would survive 0 * NaN). Not in
-        # place: under torch.compile the kernel's h_n can be a view of its output.
+        # place: compiled with inductor (torch 2.13), an in-place fill here reached h_n.
         out = out.masked_fill(skip, 0.0)
     elif given:
         # A masked step already emits the held state; before a direction's first valid step

@@ -290,8 +290,9 @@ def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
         return x.masked_fill(skip, 0.0)
     # The held rows' features are filled by row index: on the CPU ``torch.where`` over
     # ``(T, B, F)`` costs about twice the copy that ``cat`` makes, a row fill only touches
-    # the held steps. (Their indices are found first: inductor miscompiled a fill of rows
-    # found in the tensor being filled, single-threaded, torch 2.13.)
+    # the held steps. (Their indices are found first: with them found in the tensor being
+    # filled, inductor failed to compile the fill, single-threaded, torch 2.13, for a batch
+    # whose rows were all shorter than T; the cause is not known.)
     held = skip.reshape(-1).nonzero().squeeze(1)
     inp = torch.cat([x, skip], dim=2)  # the bool joins as the channel, in x's dtype
     inp.view(-1, inp.shape[2])[:, :-1].index_fill_(0, held, 0.0)

@@ -182,6 +182,7 @@ def test_committed_bench_result_measured_this_code():
     root = Path(__file__).resolve().parents[1]
     saved = json.loads((root / "benchmarks" / "results" / "bench_masked_lstm.json").read_text())
     commit = saved["meta"]["commit"]
+    assert commit != "unknown", "the result names no commit"
     assert not commit.endswith("+dirty"), f"measured uncommitted code ({commit})"
     git = ["git", "-C", str(root)]
     known = subprocess.run([*git, "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True)
@@ -194,17 +195,16 @@ def test_committed_bench_result_measured_this_code():
         check=True,
     ).stdout.split()
     then = {path for path in listed if path.endswith(".py")}
-    now = {
-        str(path.relative_to(root))
-        for folder in ("lstm_zero_lib", "benchmarks")
-        for path in (root / folder).rglob("*.py")
-    }
+    # The library's modules and the benchmark scripts (not benchmarks/results).
+    then = {path for path in then if path.startswith("lstm_zero_lib/") or path.count("/") == 1}
+    paths = [*(root / "lstm_zero_lib").rglob("*.py"), *(root / "benchmarks").glob("*.py")]
+    now = {path.relative_to(root).as_posix() for path in paths}
     assert then == now, sorted(then ^ now)
     changed = []
     for path in sorted(now):
         old = subprocess.run(
-            [*git, "show", f"{commit}:{path}"], capture_output=True, text=True, check=True
-        ).stdout
-        if _code_only(old) != _code_only((root / path).read_text()):
+            [*git, "show", f"{commit}:{path}"], capture_output=True, check=True
+        ).stdout.decode("utf-8")
+        if _code_only(old) != _code_only((root / path).read_text(encoding="utf-8")):
             changed.append(path)
     assert not changed, f"code changed since the bench ran at {commit[:12]}: {changed}"
