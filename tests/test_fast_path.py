@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -99,14 +98,6 @@ def test_cost_follows_longest_valid_length_not_padded_length():
     assert torch.equal(h_n, h_ref) and torch.equal(c_n, c_ref)
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 #: (cell, mask, layers, bidirectional): every cell with every mask on one layer, and gaps on
 #: two bidirectional layers. "short": every row 3 of 7 steps long, so the run is cut to 3.
 COMPILED = [
@@ -122,10 +113,11 @@ COMPILED = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("cell", "kind", "layers", "bidirectional"), COMPILED)
 def test_torch_compile_gives_the_same_result(
-    cell: str, kind: str, layers: int, bidirectional: bool, one_thread: None
+    cell: str, kind: str, layers: int, bidirectional: bool
 ):
-    # One thread, as the benchmark and the speed appendix run: there, with "short", inductor
-    # once failed to compile MaskedLSTM's fill of the held rows.
+    # One thread (conftest.py sets it for the suite), as the benchmark and the speed
+    # appendix run: there, with "short", inductor once failed to compile MaskedLSTM's fill
+    # of the held rows.
     torch._dynamo.reset()
     config = BenchConfig(
         batch=3,
