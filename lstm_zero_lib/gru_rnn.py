@@ -59,12 +59,10 @@ from torch import Tensor, nn
 from ._checks import (
     BATCH_TIME,
     as_bool_mask,
-    as_lengths,
     check_gru,
     check_h0,
     check_rnn,
     check_x,
-    shape_str,
 )
 from ._compaction import Compaction, with_padding_row
 from ._masked_module import (
@@ -76,11 +74,12 @@ from ._masked_module import (
 )
 from .errors import InputError
 from .rnn import (
-    _at_step,
+    _classify_mask,
     _held_input,
     _hold_weight,
-    _host_ints,
     _kernel_call,
+    _lengths_range,
+    _lengths_tensor,
     _nothing_valid,
     _recurrent_bound,
     _weights,
@@ -103,17 +102,9 @@ def _prepare(
             raise InputError("mask, lengths: expected at most one of them, got both")
         x = check_x(module, x)
         batch, steps = (x.shape[0], x.shape[1]) if module.batch_first else x.shape[1::-1]
-        lengths = as_lengths(lengths)
-        if lengths.shape[0] != batch:
-            raise InputError(
-                f"lengths: expected shape ({batch},) (one length per sequence), "
-                f"got {shape_str(lengths.shape)}"
-            )
-        lengths = lengths.to(x.device)
-        if batch and int(lengths.max()) > steps:
-            raise InputError(
-                f"lengths: expected every length <= T = {steps}, got {int(lengths.max())}"
-            )
+        lengths = _lengths_tensor(lengths, batch, x.device)
+        if batch:
+            _lengths_range(lengths, steps)
         bool_mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)
     else:
         if mask is None:
@@ -124,6 +115,14 @@ def _prepare(
         if not module.batch_first:
             bool_mask = bool_mask.t()
     return x, bool_mask, check_h0(module, x, hx)
+
+
+def _at_step(out: Tensor, step: Tensor, batch_first: bool) -> Tensor:
+    """``out`` at time ``step[b]`` for each row ``b``: ``(B, C)``."""
+    width = out.shape[2]
+    if batch_first:
+        return out.gather(1, step.view(-1, 1, 1).expand(-1, 1, width)).squeeze(1)
+    return out.gather(0, step.view(1, -1, 1).expand(1, -1, width)).squeeze(0)
 
 
 def _empty(module: nn.RNNBase, x: Tensor, h0: Tensor | None) -> Result:
@@ -378,16 +377,7 @@ def _rnn_forward(rnn: nn.RNN, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     batch, steps = mask.shape
     if steps == 0 or batch == 0:
         return _empty(rnn, x, h0)
-    lengths = mask.sum(dim=1)
-    # One host read: shortest and longest valid lengths, and whether a masked step is ever
-    # followed by a valid one (not right padding).
-    stats = list(torch.aminmax(lengths))
-    if steps > 1:
-        as_int = mask.view(torch.int8)
-        stats.append((as_int[:, 1:] - as_int[:, :-1]).max())
-    values = _host_ints(stats)
-    shortest, longest = values[0], values[1]
-    rises = steps > 1 and values[2] > 0
+    lengths, shortest, longest, rises, _ = _classify_mask(mask)
     if shortest == steps:
         plain: Result = rnn(x, h0)  # nothing is masked: the plain kernel is already exact
         return plain

@@ -43,7 +43,7 @@ import functools
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -270,14 +270,6 @@ _fused_lstm: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disab
 # --------------------------------------------------------------------------- one block
 
 
-def _at_step(out: Tensor, step: Tensor, batch_first: bool = False) -> Tensor:
-    """``out`` at time ``step[b]`` for each row ``b``: ``(B, C)``."""
-    width = out.shape[2]
-    if batch_first:
-        return out.gather(1, step.view(-1, 1, 1).expand(-1, 1, width)).squeeze(1)
-    return out.gather(0, step.view(1, -1, 1).expand(1, -1, width)).squeeze(0)
-
-
 def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
     """``x`` with its held steps' features set to +0 and, with ``channel``, the padding
     channel (1 on held steps) appended: a held step then reads ``(0, ..., 0, 1)``.
@@ -498,39 +490,74 @@ def _host_ints(values: Sequence[Tensor]) -> list[int]:
     return read
 
 
+class _MaskClass(NamedTuple):
+    """What picks the path for a ``(B, T)`` mask, read on the host (except ``lengths``)."""
+
+    lengths: Tensor  # valid steps per row, on the mask's device
+    shortest: int
+    longest: int
+    rises: bool  # somewhere a masked step is followed by a valid one
+    falls: bool  # somewhere a valid step is followed by a masked one
+
+
+def _classify_mask(mask: Tensor) -> _MaskClass:
+    """Classify a non-empty ``(B, T)`` bool mask with one host read."""
+    lengths = mask.sum(dim=1)
+    # The steepest fall and rise along time (+1 where a masked step is followed by a valid
+    # one) and the shortest and longest valid lengths.
+    stats = list(torch.aminmax(lengths))
+    if mask.shape[1] > 1:
+        stats += torch.aminmax(torch.diff(mask.view(torch.int8), dim=1))
+    values = _host_ints(stats)
+    falls, rises = (values[2] < 0, values[3] > 0) if len(values) > 2 else (False, False)
+    return _MaskClass(lengths, values[0], values[1], rises, falls)
+
+
+def _lengths_tensor(lengths: object, batch: int, device: torch.device) -> Tensor:
+    """Lengths checked for shape and dtype (no host read for an integer tensor): long, on
+    ``device``."""
+    if not isinstance(lengths, Tensor):
+        lengths = as_lengths(lengths)
+    if lengths.ndim != 1 or lengths.shape[0] != batch:
+        raise InputError(
+            f"lengths: expected shape ({batch},) (one length per sequence), "
+            f"got {shape_str(lengths.shape)}"
+        )
+    if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
+        lengths = as_lengths(lengths)  # exact-integer floats pass, anything else raises
+    return lengths.to(device=device, dtype=torch.long)
+
+
+def _lengths_range(lengths: Tensor, steps: int) -> tuple[int, int]:
+    """The shortest and longest of non-empty ``lengths``, checked to lie in ``[0, steps]``."""
+    shortest, longest = _host_ints(torch.aminmax(lengths))
+    if shortest < 0:
+        raise InputError(f"lengths: expected every length >= 0, got {shortest}")
+    if longest > steps:
+        raise InputError(f"lengths: expected every length <= T = {steps}, got {longest}")
+    return shortest, longest
+
+
 def _masked_forward(
     lstm: nn.LSTM, x: Tensor, mask: Tensor, hx: State | None, carry: bool
 ) -> tuple[Tensor, State]:
     """Core of :func:`masked_lstm` on validated input; ``mask`` is ``(B, T)``."""
-    batch, steps = mask.shape
-    if steps == 0 or batch == 0:
+    if mask.numel() == 0:
         return _nothing_valid(lstm, x, hx)
-    lengths = mask.sum(dim=1)
-    # One host read classifies the mask: the steepest fall and rise along time (+1 where a
-    # masked step is followed by a valid one), and the shortest and longest valid lengths.
-    stats = list(torch.aminmax(lengths))
-    if steps > 1:
-        stats += torch.aminmax(torch.diff(mask.view(torch.int8), dim=1))
-    values = _host_ints(stats)
-    falls, rises = (values[2] < 0, values[3] > 0) if steps > 1 else (False, False)
-    return _run_classified(lstm, x, mask, lengths, values[0], values[1], rises, falls, hx, carry)
+    return _run_classified(lstm, x, mask, _classify_mask(mask), hx, carry)
 
 
 def _run_classified(
     lstm: nn.LSTM,
     x: Tensor,
     mask: Tensor,
-    lengths: Tensor,
-    shortest: int,
-    longest: int,
-    rises: bool,
-    falls: bool,
+    kind: _MaskClass,
     hx: State | None,
     carry: bool,
 ) -> tuple[Tensor, State]:
-    """The path for a classified ``(B, T)`` mask (``rises``/``falls``: a masked step is
-    followed by a valid one / a valid step by a masked one somewhere), read on the host."""
+    """The path for a classified ``(B, T)`` mask."""
     steps = mask.shape[1]
+    lengths, shortest, longest, rises, falls = kind
     if shortest == steps:
         return _plain(lstm, x, hx)  # nothing is masked: the plain kernel is already exact
     if longest == 0:
@@ -629,32 +656,19 @@ def _lengths_forward(
     x = require_tensor(x, "x")
     require_ndim(x, "x", (3,), layout)
     batch, steps = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
-    if not isinstance(lengths, Tensor):
-        lengths = as_lengths(lengths)
-    if lengths.ndim != 1 or lengths.shape[0] != batch:
-        raise InputError(
-            f"lengths: expected shape ({batch},) (one length per sequence), "
-            f"got {shape_str(lengths.shape)}"
-        )
-    if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
-        lengths = as_lengths(lengths)  # exact-integer floats pass, anything else raises
-    lengths = lengths.to(device=x.device, dtype=torch.long)
+    lengths = _lengths_tensor(lengths, batch, x.device)
     x, state = check_lstm_x_hx(lstm, x, hx)
     mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)  # (B, T)
     if exporting():  # lengths outside [0, T] are not checked: a graph cannot raise
         return _export_forward(lstm, x, mask, state, carry)
-    if steps == 0 or batch == 0:
-        if batch and bool((lengths != 0).any()):
-            raise InputError(f"lengths: expected every length <= T = 0, got {lengths.tolist()}")
+    if batch == 0:
         return _nothing_valid(lstm, x, state)
-    shortest, longest = _host_ints(torch.aminmax(lengths))
-    if shortest < 0:
-        raise InputError(f"lengths: expected every length >= 0, got {shortest}")
-    if longest > steps:
-        raise InputError(f"lengths: expected every length <= T = {steps}, got {longest}")
+    shortest, longest = _lengths_range(lengths, steps)
+    if steps == 0:
+        return _nothing_valid(lstm, x, state)
     # Right padding by construction: no rise; a fall wherever a row is short of T.
-    falls = shortest < steps
-    return _run_classified(lstm, x, mask, lengths, shortest, longest, False, falls, state, carry)
+    kind = _MaskClass(lengths, shortest, longest, False, shortest < steps)
+    return _run_classified(lstm, x, mask, kind, state, carry)
 
 
 class MaskedLSTM(MaskedRecurrent):
