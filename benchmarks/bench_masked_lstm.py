@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from lstm_zero_lib.book.benchmark import (
     run_suite,
 )
 from lstm_zero_lib.book.plotting import plot_speed_ratios, set_theme
+from lstm_zero_lib.book.provenance import code_version, measured_code
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,23 +46,6 @@ def parse_args() -> argparse.Namespace:
         "--markdown", type=Path, metavar="JSON", help="print the table of a saved run; no timing"
     )
     return parser.parse_args()
-
-
-def code_version() -> str:
-    """The git commit the library was measured at, ``+dirty`` if its code had changes."""
-    try:
-        git = ["git", "-C", str(HERE.parent)]
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
-        changes = subprocess.run(
-            [*git, "status", "--porcelain", "--", "lstm_zero_lib", "benchmarks/*.py"],
-            capture_output=True,
-            text=True,
-        )
-    except OSError:  # no git
-        return "unknown"
-    if commit.returncode != 0:
-        return "unknown"
-    return commit.stdout.strip() + ("+dirty" if changes.stdout.strip() else "")
 
 
 def conditions(meta: dict[str, object]) -> str:
@@ -119,7 +102,8 @@ def main() -> None:
         "repeats": repeats,
         "cpu_count": __import__("os").cpu_count(),
         "clock": rows[0]["clock"] if rows else "wall clock",
-        "commit": code_version(),
+        "commit": code_version(HERE.parent),
+        "code": measured_code(HERE.parent),
     }
     for row in rows:
         row["device"] = args.device

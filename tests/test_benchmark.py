@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from lstm_zero_lib.book.benchmark import (
     step_loop_lstm,
     time_config,
 )
+from lstm_zero_lib.book.provenance import measured_code
 from lstm_zero_lib.diagnostics import reference_forward
 
 SMALL = {"batch": 4, "steps": 7, "features": 3, "hidden": 5}
@@ -141,11 +141,14 @@ def test_gru_and_rnn_configs_check_and_time_against_their_plain_module(
     assert len(markdown_table(rows).splitlines()) == 2, "an LSTM table leaves GRU/RNN rows out"
 
 
-def test_readme_tables_are_the_committed_bench_result():
+@pytest.mark.parametrize("name", ["bench_masked_lstm.json", "bench_masked_lstm_cuda.json"])
+def test_readme_tables_are_the_committed_bench_result(name):
     # The README's tables must be what `--markdown` prints from the committed JSON (the
-    # speed appendix reads the same file): a new `make bench` without a README update fails.
+    # speed appendix reads the CPU one): a new `make bench` without a README update fails.
     root = Path(__file__).resolve().parents[1]
-    saved = root / "benchmarks" / "results" / "bench_masked_lstm.json"
+    saved = root / "benchmarks" / "results" / name
+    if name.endswith("_cuda.json") and not saved.exists():
+        pytest.skip("no CUDA result is committed")
     printed = subprocess.run(
         [sys.executable, str(root / "benchmarks" / "bench_masked_lstm.py"), "--markdown", saved],
         capture_output=True,
@@ -159,52 +162,18 @@ def test_readme_tables_are_the_committed_bench_result():
     assert not missing, missing[:3]
 
 
-def _code_only(source: str) -> str:
-    """The AST of ``source`` without docstrings: what runs, not how it is documented."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
-    return ast.dump(tree)
-
-
-def test_committed_bench_result_measured_this_code():
-    # The README and the speed appendix say "code at <commit>": the library and harness
+@pytest.mark.parametrize("name", ["bench_masked_lstm.json", "bench_masked_lstm_cuda.json"])
+def test_committed_bench_result_measured_this_code(name):
+    # The README and the speed appendix report these results: the library and harness
     # code that ran then must be the code here, up to comments and docstrings. A change
-    # to what runs needs a new `make bench`.
+    # to what runs needs a new `make bench` (and, for the CUDA result, a GPU run).
     root = Path(__file__).resolve().parents[1]
-    saved = json.loads((root / "benchmarks" / "results" / "bench_masked_lstm.json").read_text())
-    commit = saved["meta"]["commit"]
-    assert commit != "unknown", "the result names no commit"
-    assert not commit.endswith("+dirty"), f"measured uncommitted code ({commit})"
-    git = ["git", "-C", str(root)]
-    known = subprocess.run([*git, "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True)
-    if known.returncode != 0:
-        pytest.skip(f"commit {commit[:12]} is not in this checkout's history (shallow clone?)")
-    listed = subprocess.run(
-        [*git, "ls-tree", "-r", "--name-only", commit, "--", "lstm_zero_lib", "benchmarks"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    then = {path for path in listed if path.endswith(".py")}
-    # The library's modules and the benchmark scripts (not benchmarks/results).
-    then = {path for path in then if path.startswith("lstm_zero_lib/") or path.count("/") == 1}
-    paths = [*(root / "lstm_zero_lib").rglob("*.py"), *(root / "benchmarks").glob("*.py")]
-    now = {path.relative_to(root).as_posix() for path in paths}
-    assert then == now, sorted(then ^ now)
-    changed = []
-    for path in sorted(now):
-        old = subprocess.run(
-            [*git, "show", f"{commit}:{path}"], capture_output=True, check=True
-        ).stdout.decode("utf-8")
-        if _code_only(old) != _code_only((root / path).read_text(encoding="utf-8")):
-            changed.append(path)
-    assert not changed, f"code changed since the bench ran at {commit[:12]}: {changed}"
+    path = root / "benchmarks" / "results" / name
+    if name.endswith("_cuda.json") and not path.exists():
+        pytest.skip("no CUDA result is committed")
+    meta = json.loads(path.read_text())["meta"]
+    assert not str(meta["commit"]).endswith("+dirty"), f"measured uncommitted code: {meta}"
+    then, now = meta["code"], measured_code(root)
+    assert then.keys() == now.keys(), sorted(then.keys() ^ now.keys())
+    changed = [path for path in now if then[path] != now[path]]
+    assert not changed, f"code changed since the bench ran at {meta['commit'][:12]}: {changed}"
