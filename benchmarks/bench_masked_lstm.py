@@ -8,18 +8,22 @@ is checked against the per-sequence oracle before it is timed; the timings are i
 in one process (single-threaded on the CPU unless ``--threads``) and reported as ratios to
 plain ``nn.LSTM`` on the same padded batch, one ratio per repeat.
 Writes ``results/bench_masked_lstm[_cuda].json`` and ``.png`` (plus ``_gru_rnn.png``);
-``--markdown FILE.json`` prints the README table from a saved run without timing anything.
+``--markdown FILE.json`` prints the README's figures and tables from a saved run without
+timing anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import time
 from pathlib import Path
 
 import torch
 
+from lstm_zero_lib.book.bench_summary import summary_text
 from lstm_zero_lib.book.benchmark import (
     SUITE,
     TARGET_CONFIGS,
@@ -48,12 +52,21 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def conditions(meta: dict[str, object]) -> str:
+def conditions(meta: dict[str, object], rows: list[dict[str, object]]) -> str:
     """One line saying how the numbers were measured."""
+    loads = [float(r["load_average_1min"]) for r in rows if r.get("load_average_1min") is not None]  # type: ignore[arg-type]
+    load = (
+        f", 1-minute load average {min(loads):.2f}-{max(loads):.2f} (mean "
+        f"{sum(loads) / len(loads):.2f}) on {meta['cpu_count']} cores"
+        if loads
+        else ""
+    )
+    took = f", {meta['minutes']} min in all" if "minutes" in meta else ""
     return (
         f"{meta['device_name']} ({meta['device']}), torch {meta['torch']}, "
         f"{meta['threads']} thread(s), {meta['repeats']} interleaved repeats per method, "
-        f"timed by {meta.get('clock', 'wall clock')}, code at {meta.get('commit', 'unknown')}; "
+        f"timed by {meta.get('clock', 'wall clock')}{load}{took}, "
+        f"code at {meta.get('commit', 'unknown')}; "
         "each cell: median time / plain module's time (nn.LSTM, nn.GRU or nn.RNN), "
         "(min-max over repeats)"
     )
@@ -82,13 +95,18 @@ def main() -> None:
     args = parse_args()
     if args.markdown:
         saved = json.loads(args.markdown.read_text())
-        print(f"Measured on {conditions(saved['meta'])}.\n")
+        print(summary_text(saved["results"], str(saved["meta"]["commit"])) + "\n")
+        print(f"Measured on {conditions(saved['meta'], saved['results'])}.\n")
         print(tables(saved["results"]))
         return
+    # What is measured is read before the run: files edited while it runs did not run.
+    commit, code = code_version(HERE.parent), measured_code(HERE.parent)
     torch.set_num_threads(args.threads)
     configs = list(QUICK) if args.quick else list(SUITE)
     repeats = 5 if args.quick else args.repeats
+    start = time.monotonic()
     rows = run_suite(configs, repeats=repeats, device=args.device)
+    elapsed = time.monotonic() - start
     device_name = (
         torch.cuda.get_device_name(args.device)
         if args.device.startswith("cuda")
@@ -100,10 +118,11 @@ def main() -> None:
         "device_name": device_name,
         "threads": torch.get_num_threads(),
         "repeats": repeats,
-        "cpu_count": __import__("os").cpu_count(),
+        "cpu_count": os.cpu_count(),
         "clock": rows[0]["clock"] if rows else "wall clock",
-        "commit": code_version(HERE.parent),
-        "code": measured_code(HERE.parent),
+        "commit": commit,
+        "code": code,
+        "minutes": round(elapsed / 60, 1),
     }
     for row in rows:
         row["device"] = args.device
@@ -127,7 +146,8 @@ def main() -> None:
             baseline="nn.GRU / nn.RNN",
         )
         fig.savefig(args.out / f"{stem}_gru_rnn.png", bbox_inches="tight")
-    print(f"Measured on {conditions(meta)}.\n")
+    print(summary_text(rows, str(meta["commit"])) + "\n")
+    print(f"Measured on {conditions(meta, rows)}.\n")
     print(tables(rows))
     print(f"\nwrote {args.out / stem}.json and .png")
 

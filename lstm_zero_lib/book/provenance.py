@@ -1,7 +1,7 @@
 """Which code a saved benchmark result measured.
 
-``make bench`` records a fingerprint of every file it measures (the library's modules and
-the benchmark scripts); ``tests/test_benchmark.py`` recomputes them on the checkout, so a
+``make bench`` records a fingerprint of every file whose code its timings run (see
+:func:`measured_code`); ``tests/test_benchmark.py`` recomputes them on the checkout, so a
 committed result that no longer describes the code fails the tests. Docstrings, comments
 and blank lines are left out of a fingerprint: they change what the code says, not what
 runs. No git is needed, so a result measured on a copy of the tree (a GPU machine) is
@@ -59,7 +59,10 @@ def code_fingerprint(source: str) -> str:
 def measured_code(root: Path) -> dict[str, str]:
     """Fingerprints of the files a bench run measures, by path relative to ``root``.
 
-    The library (``lstm_zero_lib/**.py``) and the benchmark scripts (``benchmarks/*.py``).
+    The code its timings run: the library's core (``lstm_zero_lib/*.py``), the harness
+    (``lstm_zero_lib/book/benchmark.py``) and the benchmark scripts (``benchmarks/*.py``).
+    The rest of the book layer (plots, summaries, datasets) runs after the timings or not
+    at all.
 
     Examples
     --------
@@ -68,7 +71,11 @@ def measured_code(root: Path) -> dict[str, str]:
     >>> "lstm_zero_lib/rnn.py" in code, len(code["lstm_zero_lib/rnn.py"])
     (True, 64)
     """
-    paths = [*(root / "lstm_zero_lib").rglob("*.py"), *(root / "benchmarks").glob("*.py")]
+    paths = [
+        *(root / "lstm_zero_lib").glob("*.py"),
+        root / "lstm_zero_lib" / "book" / "benchmark.py",
+        *(root / "benchmarks").glob("*.py"),
+    ]
     return {
         path.relative_to(root).as_posix(): code_fingerprint(path.read_text(encoding="utf-8"))
         for path in sorted(paths)
