@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import readme_bench  # tools/ (pyproject: pythonpath)
 import torch
 
 from lstm_zero_lib.book.benchmark import (
@@ -141,28 +140,21 @@ def test_gru_and_rnn_configs_check_and_time_against_their_plain_module(
     assert len(markdown_table(rows).splitlines()) == 2, "an LSTM table leaves GRU/RNN rows out"
 
 
-@pytest.mark.parametrize("name", ["bench_masked_lstm.json", "bench_masked_lstm_cuda.json"])
-def test_readme_tables_are_the_committed_bench_result(name):
-    # The README's tables must be what `--markdown` prints from the committed JSON (the
-    # speed appendix reads the CPU one): a new `make bench` without a README update fails.
-    root = Path(__file__).resolve().parents[1]
-    saved = root / "benchmarks" / "results" / name
-    if name.endswith("_cuda.json") and not saved.exists():
+@pytest.mark.parametrize("name", readme_bench.NAMES)
+def test_readme_holds_the_printed_bench_result(name):
+    # The README's bench figures and tables must be what `--markdown` prints from the
+    # committed JSON (the speed appendix reads the CPU one): a new `make bench` without
+    # `tools/readme_bench.py` fails here.
+    if not (readme_bench.RESULTS / name).exists():
+        assert name.endswith("_cuda.json"), f"no committed {name}"
         pytest.skip("no CUDA result is committed")
-    printed = subprocess.run(
-        [sys.executable, str(root / "benchmarks" / "bench_masked_lstm.py"), "--markdown", saved],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    readme = set((root / "README.md").read_text().splitlines())
-    table_lines = [line for line in printed.splitlines() if line.strip()]
-    assert len(table_lines) > 40
-    missing = [line for line in table_lines if line not in readme]
-    assert not missing, missing[:3]
+    printed = readme_bench.printed(name)
+    assert printed.count("\n| right |") >= 9 and "In the committed run" in printed
+    readme = (readme_bench.ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_bench.readme_block(readme, name) == printed
 
 
-@pytest.mark.parametrize("name", ["bench_masked_lstm.json", "bench_masked_lstm_cuda.json"])
+@pytest.mark.parametrize("name", readme_bench.NAMES)
 def test_committed_bench_result_measured_this_code(name):
     # The README and the speed appendix report these results: the library and harness
     # code that ran then must be the code here, up to comments and docstrings. A change

@@ -145,8 +145,8 @@ def summarize(rows: Iterable[Row], cell: str = "lstm") -> dict[str, Any]:
     return figures
 
 
-def _span(pair: tuple[float, float]) -> str:
-    return f"{pair[0]:.2f}-{pair[1]:.2f}"
+def _span(pair: tuple[float, float], digits: int = 2) -> str:
+    return f"{pair[0]:.{digits}f}-{pair[1]:.{digits}f}"
 
 
 def _lstm_text(s: dict[str, Any], commit: str) -> str:
@@ -163,7 +163,7 @@ def _lstm_text(s: dict[str, Any], commit: str) -> str:
     )
     if s["met_both"]:
         low, high = s["met_margin"]
-        text += f" ({', '.join(s['met_labels'])}), by {low:.4f} to {high:.2f},"
+        text += f" ({', '.join(s['met_labels'])}), by {low:.3f} to {high:.3f},"
     text += (
         f" and in forward+backward (whatever forward does) at "
         f"{s['met_by_mode']['forward+backward']}. Those counts are partly inside the noise: "
@@ -203,10 +203,10 @@ def _cell_text(s: dict[str, Any], cell: str) -> str:
         f"{s['forward_slower_than_pack']}"
     )
     if s["forward_slower_by"]:
-        text += f" (by {_span(s['forward_slower_by'])} in the ratio)"
+        text += f" (by {_span(s['forward_slower_by'], 3)} in the ratio)"
     text += f" and forward+backward at {s['forward+backward_slower_than_pack']}"
     if s["forward+backward_slower_by"]:
-        text += f" (by {_span(s['forward+backward_slower_by'])})"
+        text += f" (by {_span(s['forward+backward_slower_by'], 3)})"
     return text + (
         f" (packing: {_span(s['forward_pack_range'])} forward, "
         f"{_span(s['forward+backward_pack_range'])} forward+backward)."
