@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+import lstm_zero_lib
 from lstm_zero_lib.book.bench_summary import summary_text
 from lstm_zero_lib.book.benchmark import (
     SUITE,
@@ -100,6 +101,10 @@ def main() -> None:
         print(tables(saved["results"]))
         return
     # What is measured is read before the run: files edited while it runs did not run.
+    # And it must be this checkout's library that is imported and timed.
+    imported = Path(lstm_zero_lib.__file__).resolve().parent
+    if imported != HERE.parent / "lstm_zero_lib":
+        raise SystemExit(f"timing lstm_zero_lib from {imported}, not from {HERE.parent}")
     commit, code = code_version(HERE.parent), measured_code(HERE.parent)
     torch.set_num_threads(args.threads)
     configs = list(QUICK) if args.quick else list(SUITE)

@@ -164,6 +164,7 @@ def test_committed_bench_result_measured_this_code(name):
     if name.endswith("_cuda.json") and not path.exists():
         pytest.skip("no CUDA result is committed")
     meta = json.loads(path.read_text())["meta"]
+    assert meta["commit"] != "unknown", "the result names no commit"
     assert not str(meta["commit"]).endswith("+dirty"), f"measured uncommitted code: {meta}"
     then, now = meta["code"], measured_code(root)
     assert then.keys() == now.keys(), sorted(then.keys() ^ now.keys())

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from lstm_zero_lib import (
     MaskedGRU,
@@ -177,7 +178,12 @@ def test_torch_compile_time_major_with_gradients(cell: str, kind: str):
         return [part.detach() for part in parts], grads
 
     eager_parts, eager_grads = run(model)
+    counters.clear()
     compiled_parts, compiled_grads = run(torch.compile(model))
+    # It was compiled (graphs captured, inductor ran), not run eagerly by a fallback.
+    assert counters["stats"]["unique_graphs"] >= 1 and counters["stats"]["calls_captured"] >= 1
+    assert sum(counters["inductor"].values()) >= 1
+    assert all(grad is not None for grad in eager_grads + compiled_grads)
     for got, want in zip(compiled_parts + compiled_grads, eager_parts + eager_grads, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     assert (compiled_grads[0][~mask] == 0).all()

@@ -4,33 +4,30 @@
 :func:`~lstm_zero_lib.book.benchmark.run_suite`); the speed appendix glues them and
 :func:`summary_text` writes them into sentences that ``bench_masked_lstm.py --markdown``
 prints, so the README's prose is printed from the committed result like its tables (a test
-checks that the README holds every printed line).
+checks that the README holds the printed output).
+
+Every median comes with the distribution-free interval of
+:func:`~lstm_zero_lib.book.stats.median_interval` over its repeats: a goal counts as
+clearly met or missed only where that interval lies on one side of it, and one method is
+called faster than another only where the interval of the median of their paired
+per-repeat differences excludes zero (the two ratios of one repeat share its baseline
+timing).
 """
 
 from __future__ import annotations
 
-import math
 import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["median_standard_error", "summarize", "summary_text"]
+from .stats import median_interval
+
+__all__ = ["LEVEL", "summarize", "summary_text"]
 
 Row = Mapping[str, Any]
 MODES = ("forward", "forward+backward")
-
-
-def median_standard_error(row: Row) -> float:
-    """Standard error of a row's median ratio: ``1.2533 sigma / sqrt(n)``, with sigma
-    estimated from the quartiles (``IQR / 1.349``, as for a normal distribution).
-
-    Examples
-    --------
-    >>> round(median_standard_error({"ratio_q1": 1.0, "ratio_q3": 1.1349, "repeats": 16}), 4)
-    0.0313
-    """
-    sigma = (float(row["ratio_q3"]) - float(row["ratio_q1"])) / 1.349
-    return 1.2533 * sigma / math.sqrt(int(row["repeats"]))
+#: The least confidence level of the intervals (their exact level depends on the repeats).
+LEVEL = 0.95
 
 
 def _ours(rows: Iterable[Row], cell: str) -> list[Row]:
@@ -38,33 +35,43 @@ def _ours(rows: Iterable[Row], cell: str) -> list[Row]:
     return [r for r in rows if r.get("cell", "lstm") == cell and r["method"] == name]
 
 
-def _shapes(rows: list[Row]) -> dict[tuple[str, str], dict[str, Row]]:
-    """(mask, label) -> mode -> row, in the run's order."""
-    shapes: dict[tuple[str, str], dict[str, Row]] = {}
-    for row in rows:
-        shapes.setdefault((row["mask"], row["label"]), {})[row["mode"]] = row
-    return shapes
+def _ratios(row: Row) -> list[float]:
+    if "ratios" not in row:
+        raise ValueError(
+            f"{row['method']} {row['label']} {row['mode']}: the result has no per-repeat "
+            "ratios (saved before they were recorded): run make bench again"
+        )
+    return [float(r) for r in row["ratios"]]
 
 
 def _against_packing(ours: list[Row], rows: list[Row], cell: str) -> dict[str, Any]:
-    """Per mode: right-padded shapes where ours is faster / slower than packing (medians)."""
+    """Per mode, over the right-padded shapes: where ours is clearly faster or slower than
+    packing (paired interval of the median difference), and packing's own range."""
     pack = {
-        (r["label"], r["mode"]): float(r["ratio_median"])
+        (r["label"], r["mode"]): r
         for r in rows
         if r.get("cell", "lstm") == cell and r["method"] == "pack_padded_sequence"
     }
     out: dict[str, Any] = {"pack_shapes": len({label for label, _ in pack})}
     for mode in MODES:
-        diffs = [
-            float(r["ratio_median"]) - pack[r["label"], mode]
-            for r in ours
-            if r["mask"] == "right" and r["mode"] == mode
-        ]
-        slower = [d for d in diffs if d > 0]
-        out[f"{mode}_below_pack"] = sum(d < 0 for d in diffs)
+        faster, slower, tied = 0, [], 0
+        for row in ours:
+            other = pack.get((row["label"], row["mode"]))
+            if row["mode"] != mode or other is None:
+                continue
+            diffs = [a - b for a, b in zip(_ratios(row), _ratios(other), strict=True)]
+            interval = median_interval(diffs, LEVEL)
+            if interval.high < 0:
+                faster += 1
+            elif interval.low > 0:
+                slower.append(interval.median)
+            else:
+                tied += 1
+        out[f"{mode}_faster_than_pack"] = faster
         out[f"{mode}_slower_than_pack"] = len(slower)
         out[f"{mode}_slower_by"] = (min(slower), max(slower)) if slower else None
-        values = [v for (_, m), v in pack.items() if m == mode]
+        out[f"{mode}_tied_with_pack"] = tied
+        values = [float(r["ratio_median"]) for (_, m), r in pack.items() if m == mode]
         out[f"{mode}_pack_range"] = (min(values), max(values)) if values else None
     return out
 
@@ -72,46 +79,55 @@ def _against_packing(ours: list[Row], rows: list[Row], cell: str) -> dict[str, A
 def summarize(rows: Iterable[Row], cell: str = "lstm") -> dict[str, Any]:
     """The figures of one cell's rows (``"lstm"``, ``"gru"`` or ``"rnn"``) of a bench result.
 
-    Keys: ``shapes``, ``medians``, ``repeats``; ``met_both`` (shapes whose medians meet
-    the goal in both modes) with their ``met_labels`` and ``met_margin`` (lowest and highest
-    of each met shape's smaller distance inside its goal); ``met_by_mode`` (medians at or
-    below their goal, per mode); ``met_both_by_mask`` (mask -> (met, shapes));
-    ``close`` (medians within 0.02 of their goal) and ``close_2se`` (of those, within two
-    standard errors); ``range`` ((mask, mode) -> (lowest, highest median)) and
-    ``highest_at`` ((mask, mode) -> T of the highest median); and, for right padding,
-    per mode, how many shapes are below / slower than ``pack_padded_sequence`` (medians),
-    by how much, and packing's own range.
+    Keys: ``shapes``, ``medians``, ``repeats`` and ``level`` (the exact level of the
+    intervals); ``met_both`` (shapes whose medians meet the goal in both modes) with their
+    ``met_labels`` and ``met_margin`` (lowest and highest of each met shape's smaller
+    distance inside its goal; None if none is met); ``met_by_mode`` (medians at or below
+    their goal, per mode); ``met_both_by_mask`` (mask -> (met, shapes)); ``unclear``
+    (medians whose interval contains their goal), ``clearly_met`` (shapes with both
+    intervals at or below the goal) and ``clearly_missed`` (shapes with an interval above
+    it); ``range`` ((mask, mode) -> lowest and highest median) and ``highest_at`` ((mask,
+    mode) -> T of the highest median); and per mode, over the right-padded shapes, how
+    many are clearly faster / slower than ``pack_padded_sequence`` or not clearly
+    different, the median differences where slower, and packing's own range.
 
     Examples
     --------
+    >>> def row(method, steps, mode, ratios):
+    ...     return {"method": method, "mask": "right", "label": f"T{steps}", "steps": steps,
+    ...             "mode": mode, "goal": 1.25, "ratios": ratios,
+    ...             "ratio_median": sorted(ratios)[len(ratios) // 2]}
     >>> rows = [
-    ...     {"mask": "right", "label": f"T{t}", "steps": t, "mode": m, "method": k,
-    ...      "ratio_median": r, "ratio_q1": r, "ratio_q3": r, "repeats": 15, "goal": 1.25}
-    ...     for t in (10, 30)
-    ...     for m in ("forward", "forward+backward")
-    ...     for k, r in (("MaskedLSTM", 1.5 - t / 100), ("pack_padded_sequence", 2.0))
+    ...     row(method, steps, mode, [base + 0.01 * i for i in range(15)])
+    ...     for steps, ours in ((10, 1.5), (30, 1.1))
+    ...     for mode in ("forward", "forward+backward")
+    ...     for method, base in (("MaskedLSTM", ours), ("pack_padded_sequence", 1.3))
     ... ]
     >>> s = summarize(rows)
-    >>> s["met_both"], s["met_labels"], s["range"]["right", "forward"]
-    (1, ['T30'], (1.2, 1.4))
-    >>> s["highest_at"]["right", "forward"]
-    10
-    >>> s["forward_below_pack"], s["pack_shapes"]
-    (2, 2)
+    >>> s["met_both"], s["met_labels"], s["clearly_met"], s["unclear"]
+    (1, ['T30'], 1, 0)
+    >>> s["range"]["right", "forward"], s["highest_at"]["right", "forward"]
+    ((1.17, 1.57), 10)
+    >>> s["forward_faster_than_pack"], s["forward_slower_than_pack"], s["pack_shapes"]
+    (1, 1, 2)
     """
     rows = list(rows)
     ours = _ours(rows, cell)
-    shapes = _shapes(ours)
+    shapes: dict[tuple[str, str], dict[str, Row]] = {}
+    for row in ours:
+        shapes.setdefault((row["mask"], row["label"]), {})[row["mode"]] = row
+    intervals = {id(r): median_interval(_ratios(r), LEVEL) for r in ours}
     inside = {
         key: min(float(r["goal"]) - float(r["ratio_median"]) for r in by.values())
         for key, by in shapes.items()
     }
     met = [key for key, margin in inside.items() if margin >= 0]
-    close = [r for r in ours if abs(float(r["ratio_median"]) - float(r["goal"])) <= 0.02]
+    masks = list(dict.fromkeys(key[0] for key in shapes))
     figures: dict[str, Any] = {
         "shapes": len(shapes),
         "medians": len(ours),
-        "repeats": int(ours[0]["repeats"]) if ours else 0,
+        "repeats": len(_ratios(ours[0])) if ours else 0,
+        "level": intervals[id(ours[0])].level if ours else LEVEL,
         "met_both": len(met),
         "met_labels": [label for _, label in met],
         "met_margin": (min(inside[k] for k in met), max(inside[k] for k in met)) if met else None,
@@ -122,25 +138,31 @@ def summarize(rows: Iterable[Row], cell: str = "lstm") -> dict[str, Any]:
             for mode in MODES
         },
         "met_both_by_mask": {
-            mask: (sum(k in met for k in shapes if k[0] == mask), sum(k[0] == mask for k in shapes))
-            for mask in dict.fromkeys(k[0] for k in shapes)
+            mask: (sum(k[0] == mask for k in met), sum(k[0] == mask for k in shapes))
+            for mask in masks
         },
-        "close": len(close),
-        "close_2se": sum(
-            abs(float(r["ratio_median"]) - float(r["goal"])) < 2 * median_standard_error(r)
-            for r in close
+        "unclear": sum(
+            intervals[id(r)].low <= float(r["goal"]) < intervals[id(r)].high for r in ours
+        ),
+        "clearly_met": sum(
+            all(intervals[id(r)].high <= float(r["goal"]) for r in by.values())
+            for by in shapes.values()
+        ),
+        "clearly_missed": sum(
+            any(intervals[id(r)].low > float(r["goal"]) for r in by.values())
+            for by in shapes.values()
         ),
         "range": {},
         "highest_at": {},
     }
-    for mask in figures["met_both_by_mask"]:
+    for mask in masks:
         for mode in MODES:
             part = [r for r in ours if r["mask"] == mask and r["mode"] == mode]
-            medians = [float(r["ratio_median"]) for r in part]
-            figures["range"][mask, mode] = (min(medians), max(medians))
-            figures["highest_at"][mask, mode] = int(
-                max(part, key=lambda r: r["ratio_median"])["steps"]
-            )
+            if part:
+                medians = [float(r["ratio_median"]) for r in part]
+                figures["range"][mask, mode] = (min(medians), max(medians))
+                top = max(part, key=lambda r: float(r["ratio_median"]))
+                figures["highest_at"][mask, mode] = int(top["steps"])
     figures.update(_against_packing(ours, rows, cell))
     return figures
 
@@ -149,16 +171,73 @@ def _span(pair: tuple[float, float], digits: int = 2) -> str:
     return f"{pair[0]:.{digits}f}-{pair[1]:.{digits}f}"
 
 
+_MASK_WORDS = {"right": "right padding", "gaps": "gaps", "left": "left padding"}
+
+
+def _ranges(s: dict[str, Any]) -> str:
+    """'A forward and B forward+backward for right padding, and ... for gaps'."""
+    parts = [
+        f"{_span(s['range'][mask, 'forward'])} forward and "
+        f"{_span(s['range'][mask, 'forward+backward'])} forward+backward for "
+        f"{_MASK_WORDS.get(mask, mask)}"
+        for mask in s["met_both_by_mask"]
+    ]
+    return ", and ".join(parts)
+
+
+def _noise(s: dict[str, Any]) -> str:
+    """The sentence on which goal verdicts the intervals support."""
+    interval = (
+        f"the {s['level']:.1%} interval of the median (order statistics of its "
+        f"{s['repeats']} repeats)"
+    )
+    if s["unclear"]:
+        text = (
+            f"Those counts are partly inside the noise: for {s['unclear']} of the "
+            f"{s['medians']} medians {interval} contains the goal, so another run can move "
+            "those shapes across the line; "
+        )
+    else:
+        text = f"For none of the {s['medians']} medians does {interval} contain the goal; "
+    return text + (
+        f"{s['clearly_met']} of the {s['shapes']} shapes meet it in both modes with both "
+        f"intervals at or below it, {s['clearly_missed']} miss it with an interval above it."
+    )
+
+
+def _packing(s: dict[str, Any], ours: str) -> str:
+    """The comparison with pack_padded_sequence, per mode; empty without packing rows."""
+    if not s["pack_shapes"]:
+        return ""
+    parts = []
+    for mode in MODES:
+        text = (
+            f"{mode} {ours} is faster at {s[f'{mode}_faster_than_pack']}, slower at "
+            f"{s[f'{mode}_slower_than_pack']}"
+        )
+        if s[f"{mode}_slower_by"]:
+            text += f" (by {_span(s[f'{mode}_slower_by'], 3)} in the median ratio)"
+        parts.append(text + f" and not clearly different at {s[f'{mode}_tied_with_pack']}")
+    return (
+        f" Against `pack_padded_sequence` ({s['pack_shapes']} right-padded shapes; faster or "
+        f"slower where the {s['level']:.1%} interval of the median of the paired per-repeat "
+        f"differences excludes zero): {'; '.join(parts)} (packing: "
+        f"{_span(s['forward_pack_range'])} forward, "
+        f"{_span(s['forward+backward_pack_range'])} forward+backward)."
+    )
+
+
 def _lstm_text(s: dict[str, Any], commit: str) -> str:
-    r = s["range"]
     highest = set(s["highest_at"].values())
-    where = f", highest at T = {highest.pop()}" if len(highest) == 1 else ""
+    where = (
+        f"; each range has its highest median at T = {highest.pop()}"
+        if len(highest) == 1 and len(s["highest_at"]) > 1
+        else ""
+    )
+    label = commit[:7] + ("+dirty" if commit.endswith("+dirty") else "")
     text = (
-        f"In the committed run (code at {commit[:7]}), MaskedLSTM's median ratio to plain "
-        f"`nn.LSTM` is {_span(r['right', 'forward'])} forward and "
-        f"{_span(r['right', 'forward+backward'])} forward+backward for right padding, and "
-        f"{_span(r['gaps', 'forward'])} forward and {_span(r['gaps', 'forward+backward'])} "
-        f"forward+backward for gaps{where}. "
+        f"In the committed run (code at {label}), "
+        f"MaskedLSTM's median ratio to plain `nn.LSTM` is {_ranges(s)}{where}. "
         f"Issue 13's goals are met in both modes at {s['met_both']} of {s['shapes']} shapes"
     )
     if s["met_both"]:
@@ -166,51 +245,25 @@ def _lstm_text(s: dict[str, Any], commit: str) -> str:
         text += f" ({', '.join(s['met_labels'])}), by {low:.3f} to {high:.3f},"
     text += (
         f" and in forward+backward (whatever forward does) at "
-        f"{s['met_by_mode']['forward+backward']}. Those counts are partly inside the noise: "
-        f"{s['close']} of the {s['medians']} medians lie within 0.02 of their goal, "
-        f"{s['close_2se']} of them within two standard errors of it (the standard error of a "
-        f"median of {s['repeats']} repeats, estimated from their quartiles)"
+        f"{s['met_by_mode']['forward+backward']}. " + _noise(s)
     )
-    text += ", so another run moves some shapes across the line. " if s["close_2se"] else ". "
-    n = s["pack_shapes"]
-    text += (
-        f"MaskedLSTM's median is below `pack_padded_sequence`'s at "
-        f"{s['forward_below_pack']} of {n} right-padded shapes forward and at "
-        f"{s['forward+backward_below_pack']} of {n} forward+backward (packing: "
-        f"{_span(s['forward_pack_range'])} forward, "
-        f"{_span(s['forward+backward_pack_range'])} forward+backward)."
-    )
-    return text
+    return text + _packing(s, "MaskedLSTM")
 
 
 def _cell_text(s: dict[str, Any], cell: str) -> str:
     ours, plain = f"Masked{cell.upper()}", f"`nn.{cell.upper()}`"
-    r = s["range"]
-    fwd = (
-        min(r[m, "forward"][0] for m in ("right", "gaps")),
-        max(r[m, "forward"][1] for m in ("right", "gaps")),
+    by_mask = s["met_both_by_mask"]
+    met = " and ".join(
+        f"{n} of {total} {'right-padded' if mask == 'right' else mask} shapes"
+        for mask, (n, total) in by_mask.items()
     )
-    both = tuple(r[m, "forward+backward"] for m in ("right", "gaps"))
-    fb = (min(p[0] for p in both), max(p[1] for p in both))
-    met = s["met_both_by_mask"]
     text = (
-        f"{ours}'s median ratio to plain {plain} is {_span(fwd)} forward and {_span(fb)} "
-        f"forward+backward; goals met in both modes at {met['right'][0]} of {met['right'][1]} "
-        f"right-padded and {met['gaps'][0]} of {met['gaps'][1]} gap shapes, forward at "
-        f"{s['met_by_mode']['forward']} of {s['shapes']} shapes and forward+backward at "
-        f"{s['met_by_mode']['forward+backward']}. Against `pack_padded_sequence` "
-        f"(right padding, {s['pack_shapes']} shapes), {ours} is slower forward at "
-        f"{s['forward_slower_than_pack']}"
+        f"{ours}'s median ratio to plain {plain} is {_ranges(s)}. Goals met in both modes at "
+        f"{met}, forward at {s['met_by_mode']['forward']} of {s['shapes']} shapes and "
+        f"forward+backward at {s['met_by_mode']['forward+backward']}; for {s['unclear']} of "
+        f"the {s['medians']} medians the {s['level']:.1%} interval contains the goal."
     )
-    if s["forward_slower_by"]:
-        text += f" (by {_span(s['forward_slower_by'], 3)} in the ratio)"
-    text += f" and forward+backward at {s['forward+backward_slower_than_pack']}"
-    if s["forward+backward_slower_by"]:
-        text += f" (by {_span(s['forward+backward_slower_by'], 3)})"
-    return text + (
-        f" (packing: {_span(s['forward_pack_range'])} forward, "
-        f"{_span(s['forward+backward_pack_range'])} forward+backward)."
-    )
+    return text + _packing(s, ours)
 
 
 def summary_text(rows: Iterable[Row], commit: str, width: int = 92) -> str:

@@ -338,7 +338,8 @@ def time_config(
 
     Each row holds the config, ``mode`` ("forward" or "forward+backward"), the method,
     the median time in ms, and the median, min, max and quartiles over repeats of the
-    per-repeat ratio to the plain module (``nn.LSTM``, ``nn.GRU`` or ``nn.RNN``).
+    per-repeat ratio to the plain module (``nn.LSTM``, ``nn.GRU`` or ``nn.RNN``), and
+    those ratios themselves in repeat order (``ratios``).
     Forward+backward stands for a training step: every weight's version counter moves
     before each timed call, as an optimizer step would move it; forward alone stands for
     inference with fixed weights.
@@ -397,7 +398,10 @@ def time_config(
     # The conditions of the run, for the reader of a saved result: what else held the CPU.
     conditions = {"cpu_model": cpu_model(), "load_average_1min": _load_average()}
     for name in names:
-        ratios = sorted(t / b for t, b in zip(times[name], base, strict=True))
+        # In repeat order: the same index of two methods shares one baseline timing, so
+        # their ratios pair up (bench_summary's paired comparisons).
+        per_repeat = [t / b for t, b in zip(times[name], base, strict=True)]
+        ratios = sorted(per_repeat)
         ms = sorted(times[name])
         rows.append(
             {
@@ -411,6 +415,7 @@ def time_config(
                 "ratio_q1": ratios[len(ratios) // 4],
                 "ratio_q3": ratios[(3 * len(ratios)) // 4],
                 "ratio_max": ratios[-1],
+                "ratios": per_repeat,
                 "repeats": repeats,
                 "clock": "thread CPU time" if single else "wall clock",
                 **conditions,

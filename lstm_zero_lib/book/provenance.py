@@ -10,7 +10,6 @@ checked the same way.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import io
 import os
@@ -21,48 +20,96 @@ from pathlib import Path
 __all__ = ["code_fingerprint", "measured_code", "code_version"]
 
 
-def code_fingerprint(source: str) -> str:
-    """SHA-256 of Python ``source`` without its docstrings, comments and blank lines.
+def _tokens(source: str) -> list[tuple[str, str]]:
+    """``(kind, text)`` of each token that carries code, in order.
 
-    Built from line numbers and tokens, which read the same on every Python version (a
-    dump of the syntax tree does not).
+    Comments and line breaks inside brackets are dropped; indentation, newlines and dedents
+    keep their kind only (not their whitespace); a string literal keeps its source text.
+    Python 3.12 splits an f-string into several tokens: they are joined back into that
+    text, so the list is the same on 3.11 and 3.12.
+    """
+    lines = source.splitlines(keepends=True)
+
+    def text(start: tuple[int, int], end: tuple[int, int]) -> str:
+        if start[0] == end[0]:
+            return lines[start[0] - 1][start[1] : end[1]]
+        middle = "".join(lines[start[0] : end[0] - 1])
+        return lines[start[0] - 1][start[1] :] + middle + lines[end[0] - 1][: end[1]]
+
+    fstring_start = getattr(tokenize, "FSTRING_START", None)
+    fstring_end = getattr(tokenize, "FSTRING_END", None)
+    out: list[tuple[str, str]] = []
+    depth, opened = 0, (0, 0)
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == fstring_start:
+            depth += 1
+            opened = token.start if depth == 1 else opened
+            continue
+        if depth:
+            if token.type == fstring_end:
+                depth -= 1
+                if not depth:
+                    out.append(("STRING", text(opened, token.end)))
+            continue
+        if token.type in (tokenize.COMMENT, tokenize.NL):
+            continue
+        kind = tokenize.tok_name[token.type]
+        if token.type in (tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE):
+            out.append((kind, ""))
+        elif token.type == tokenize.STRING:
+            out.append((kind, text(token.start, token.end)))
+        else:
+            out.append((kind, token.string))
+    return out
+
+
+def code_fingerprint(source: str) -> str:
+    """SHA-256 of the tokens of Python ``source`` without comments and docstrings.
+
+    A statement that is a bare string literal (a docstring, or any other no-op string) is
+    left out, as are comments and formatting (whitespace, line breaks inside brackets):
+    what is hashed is what runs.
 
     Examples
     --------
-    >>> a = code_fingerprint('def f():\\n    "Doc."\\n    return 1  # one\\n')
-    >>> a == code_fingerprint("def f():\\n\\n    return 1\\n")
+    >>> a = code_fingerprint('def f(a, b):\\n    "Doc."\\n    return g(a,\\n        b)  # one\\n')
+    >>> a == code_fingerprint("def f(a,b):\\n\\n    return g(a, b)\\n")
     True
-    >>> a == code_fingerprint("def f():\\n    return 2\\n")
+    >>> a == code_fingerprint("def f(a, b):\\n    return g(b, a)\\n")
     False
     """
-    dropped: set[int] = set()
-    for node in ast.walk(ast.parse(source)):
-        body = getattr(node, "body", None)
-        if (
-            isinstance(body, list)
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            end = body[0].end_lineno or body[0].lineno
-            dropped.update(range(body[0].lineno, end + 1))
-    lines = source.splitlines()
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            row, col = token.start
-            lines[row - 1] = lines[row - 1][:col]
-    kept = [line.rstrip() for n, line in enumerate(lines, 1) if n not in dropped and line.strip()]
-    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
+    tokens = _tokens(source)
+    kept: list[tuple[str, str]] = []
+    dropped = False
+    for i, (kind, text) in enumerate(tokens):
+        if dropped and kind == "NEWLINE":
+            dropped = False
+            continue  # the dropped string statement's own end
+        after = tokens[i + 1][0] if i + 1 < len(tokens) else "ENDMARKER"
+        starts = not kept or kept[-1][0] in ("NEWLINE", "INDENT", "DEDENT")
+        dropped = kind == "STRING" and starts and after in ("NEWLINE", "ENDMARKER")
+        if not dropped:
+            kept.append((kind, text))
+    return hashlib.sha256(repr(kept).encode()).hexdigest()
+
+
+def _measured_paths(root: Path) -> list[Path]:
+    return sorted(
+        [
+            *(root / "lstm_zero_lib").glob("*.py"),
+            root / "lstm_zero_lib" / "book" / "benchmark.py",
+            *(root / "benchmarks").glob("*.py"),
+        ]
+    )
 
 
 def measured_code(root: Path) -> dict[str, str]:
     """Fingerprints of the files a bench run measures, by path relative to ``root``.
 
-    The code its timings run: the library's core (``lstm_zero_lib/*.py``), the harness
-    (``lstm_zero_lib/book/benchmark.py``) and the benchmark scripts (``benchmarks/*.py``).
-    The rest of the book layer (plots, summaries, datasets) runs after the timings or not
-    at all.
+    The code its timings import: the library's core package (``lstm_zero_lib/*.py``; its
+    ``__init__`` imports every core module), the harness (``lstm_zero_lib/book/benchmark.py``)
+    and the benchmark scripts (``benchmarks/*.py``). The rest of the book layer (plots,
+    summaries, datasets) runs after the timings or not at all.
 
     Examples
     --------
@@ -71,31 +118,25 @@ def measured_code(root: Path) -> dict[str, str]:
     >>> "lstm_zero_lib/rnn.py" in code, len(code["lstm_zero_lib/rnn.py"])
     (True, 64)
     """
-    paths = [
-        *(root / "lstm_zero_lib").glob("*.py"),
-        root / "lstm_zero_lib" / "book" / "benchmark.py",
-        *(root / "benchmarks").glob("*.py"),
-    ]
     return {
         path.relative_to(root).as_posix(): code_fingerprint(path.read_text(encoding="utf-8"))
-        for path in sorted(paths)
+        for path in _measured_paths(root)
     }
 
 
 def code_version(root: Path) -> str:
-    """The git commit checked out at ``root``, ``+dirty`` if the measured code has changes.
+    """The git commit checked out at ``root``, ``+dirty`` if a measured file has changes.
 
     Without git (a copy of the tree), ``$BENCH_COMMIT`` names the commit the copy was made
     from, else ``"unknown"``; the fingerprints of :func:`measured_code` are what the tests
     check either way.
     """
     git = ["git", "-C", str(root)]
+    paths = [str(path.relative_to(root)) for path in _measured_paths(root)]
     try:
         commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
         changes = subprocess.run(
-            [*git, "status", "--porcelain", "--", "lstm_zero_lib", "benchmarks/*.py"],
-            capture_output=True,
-            text=True,
+            [*git, "status", "--porcelain", "--", *paths], capture_output=True, text=True
         )
     except OSError:  # no git
         return os.environ.get("BENCH_COMMIT", "unknown")
