@@ -172,6 +172,7 @@ def _span(pair: tuple[float, float], digits: int = 2) -> str:
 
 
 _MASK_WORDS = {"right": "right padding", "gaps": "gaps", "left": "left padding"}
+_SHAPE_WORDS = {"right": "right-padded", "gaps": "gap", "left": "left-padded"}
 
 
 def _ranges(s: dict[str, Any]) -> str:
@@ -254,7 +255,7 @@ def _cell_text(s: dict[str, Any], cell: str) -> str:
     ours, plain = f"Masked{cell.upper()}", f"`nn.{cell.upper()}`"
     by_mask = s["met_both_by_mask"]
     met = " and ".join(
-        f"{n} of {total} {'right-padded' if mask == 'right' else mask} shapes"
+        f"{n} of {total} {_SHAPE_WORDS.get(mask, mask)} shapes"
         for mask, (n, total) in by_mask.items()
     )
     text = (
