@@ -22,12 +22,14 @@ from typing import Any
 
 from .stats import median_interval
 
-__all__ = ["LEVEL", "summarize", "summary_text"]
+__all__ = ["LEVEL", "MIN_REPEATS", "summarize", "summary_text"]
 
 Row = Mapping[str, Any]
 MODES = ("forward", "forward+backward")
 #: The least confidence level of the intervals (their exact level depends on the repeats).
 LEVEL = 0.95
+#: The fewest repeats that give an interval of the median at :data:`LEVEL`.
+MIN_REPEATS = 6
 
 
 def _ours(rows: Iterable[Row], cell: str) -> list[Row]:
@@ -85,11 +87,11 @@ def summarize(rows: Iterable[Row], cell: str = "lstm") -> dict[str, Any]:
     distance inside its goal; None if none is met); ``met_by_mode`` (medians at or below
     their goal, per mode); ``met_both_by_mask`` (mask -> (met, shapes)); ``unclear``
     (medians whose interval contains their goal), ``clearly_met`` (shapes with both
-    intervals at or below the goal) and ``clearly_missed`` (shapes with an interval above
-    it); ``range`` ((mask, mode) -> lowest and highest median) and ``highest_at`` ((mask,
-    mode) -> T of the highest median); and per mode, over the right-padded shapes, how
-    many are clearly faster / slower than ``pack_padded_sequence`` or not clearly
-    different, the median differences where slower, and packing's own range.
+    intervals below the goal) and ``clearly_missed`` (shapes with an interval above it);
+    ``range`` ((mask, mode) -> lowest and highest median) and ``highest_at`` ((mask, mode)
+    -> T of the highest median); and per mode, over the right-padded shapes, how many are
+    clearly faster / slower than ``pack_padded_sequence`` or not clearly different, the
+    medians of the paired differences where slower, and packing's own range.
 
     Examples
     --------
@@ -142,10 +144,10 @@ def summarize(rows: Iterable[Row], cell: str = "lstm") -> dict[str, Any]:
             for mask in masks
         },
         "unclear": sum(
-            intervals[id(r)].low <= float(r["goal"]) < intervals[id(r)].high for r in ours
+            intervals[id(r)].low <= float(r["goal"]) <= intervals[id(r)].high for r in ours
         ),
         "clearly_met": sum(
-            all(intervals[id(r)].high <= float(r["goal"]) for r in by.values())
+            all(intervals[id(r)].high < float(r["goal"]) for r in by.values())
             for by in shapes.values()
         ),
         "clearly_missed": sum(
@@ -187,22 +189,25 @@ def _ranges(s: dict[str, Any]) -> str:
 
 
 def _noise(s: dict[str, Any]) -> str:
-    """The sentence on which goal verdicts the intervals support."""
+    """The sentences on which goal verdicts the intervals support, in this run."""
     interval = (
-        f"the {s['level']:.1%} interval of the median (order statistics of its "
-        f"{s['repeats']} repeats)"
+        f"the {s['level']:.1%} interval of the median (order statistics of the "
+        f"{s['repeats']} repeats, assuming only that they are independent and alike)"
     )
     if s["unclear"]:
         text = (
             f"Those counts are partly inside the noise: for {s['unclear']} of the "
-            f"{s['medians']} medians {interval} contains the goal, so another run can move "
-            "those shapes across the line; "
+            f"{s['medians']} medians {interval} contains the goal. "
         )
     else:
-        text = f"For none of the {s['medians']} medians does {interval} contain the goal; "
+        text = f"For none of the {s['medians']} medians does {interval} contain the goal. "
+    open_shapes = s["shapes"] - s["clearly_met"] - s["clearly_missed"]
     return text + (
-        f"{s['clearly_met']} of the {s['shapes']} shapes meet it in both modes with both "
-        f"intervals at or below it, {s['clearly_missed']} miss it with an interval above it."
+        f"In this run {s['clearly_met']} of the {s['shapes']} shapes meet the goal in both "
+        f"modes with both intervals below it, {s['clearly_missed']} miss it with an interval "
+        f"above it in at least one mode, and for {open_shapes} the run cannot tell. The "
+        "intervals cover the spread between the repeats of one run; they do not bound the "
+        "variation between runs (another load, another warm-up)."
     )
 
 
@@ -217,14 +222,15 @@ def _packing(s: dict[str, Any], ours: str) -> str:
             f"{s[f'{mode}_slower_than_pack']}"
         )
         if s[f"{mode}_slower_by"]:
-            text += f" (by {_span(s[f'{mode}_slower_by'], 3)} in the median ratio)"
+            text += f" (median per-repeat difference {_span(s[f'{mode}_slower_by'], 3)})"
         parts.append(text + f" and not clearly different at {s[f'{mode}_tied_with_pack']}")
+    ranges = ", ".join(
+        f"{_span(s[f'{mode}_pack_range'])} {mode}" for mode in MODES if s[f"{mode}_pack_range"]
+    )
     return (
         f" Against `pack_padded_sequence` ({s['pack_shapes']} right-padded shapes; faster or "
         f"slower where the {s['level']:.1%} interval of the median of the paired per-repeat "
-        f"differences excludes zero): {'; '.join(parts)} (packing: "
-        f"{_span(s['forward_pack_range'])} forward, "
-        f"{_span(s['forward+backward_pack_range'])} forward+backward)."
+        f"differences excludes zero, in this run): {'; '.join(parts)} (packing: {ranges})."
     )
 
 
@@ -273,7 +279,15 @@ def summary_text(rows: Iterable[Row], commit: str, width: int = 92) -> str:
     One paragraph for MaskedLSTM, then one per other cell the result holds.
     """
     rows = list(rows)
-    parts = [_lstm_text(summarize(rows), commit)]
+    repeats = min((len(_ratios(r)) for r in rows), default=0)
+    if repeats < MIN_REPEATS:
+        return (
+            f"Too few repeats ({repeats}) for the {LEVEL:.0%} intervals the figures rest on "
+            f"(at least {MIN_REPEATS}); the tables below give the medians."
+        )
+    parts = []
+    if _ours(rows, "lstm"):
+        parts.append(_lstm_text(summarize(rows), commit))
     for cell in ("gru", "rnn"):
         if _ours(rows, cell):
             parts.append(_cell_text(summarize(rows, cell), cell))

@@ -63,12 +63,17 @@ def _tokens(source: str) -> list[tuple[str, str]]:
     return out
 
 
+def _is_fstring(literal: str) -> bool:
+    prefix = literal[: min(i for i in (literal.find("'"), literal.find('"')) if i >= 0)]
+    return "f" in prefix.lower()
+
+
 def code_fingerprint(source: str) -> str:
     """SHA-256 of the tokens of Python ``source`` without comments and docstrings.
 
-    A statement that is a bare string literal (a docstring, or any other no-op string) is
-    left out, as are comments and formatting (whitespace, line breaks inside brackets):
-    what is hashed is what runs.
+    A statement that is a bare string literal (a docstring, or any other no-op string; not
+    an f-string, whose expressions run) is left out, as are comments and formatting
+    (whitespace, line breaks inside brackets): what is hashed is what runs.
 
     Examples
     --------
@@ -87,7 +92,12 @@ def code_fingerprint(source: str) -> str:
             continue  # the dropped string statement's own end
         after = tokens[i + 1][0] if i + 1 < len(tokens) else "ENDMARKER"
         starts = not kept or kept[-1][0] in ("NEWLINE", "INDENT", "DEDENT")
-        dropped = kind == "STRING" and starts and after in ("NEWLINE", "ENDMARKER")
+        dropped = (
+            kind == "STRING"
+            and starts
+            and after in ("NEWLINE", "ENDMARKER")
+            and not _is_fstring(text)  # its {expressions} run
+        )
         if not dropped:
             kept.append((kind, text))
     return hashlib.sha256(repr(kept).encode()).hexdigest()

@@ -135,9 +135,10 @@ def median_interval(values: Iterable[float], level: float = 0.95) -> MedianInter
     tail = (1 - level) / 2
     ranks = [k for k in range(1, n // 2 + 1) if stats.binom.cdf(k - 1, n, 0.5) <= tail]
     if not ranks:
+        needed = next(m for m in range(n + 1, 10_000) if 0.5**m <= tail)
         raise InputError(
             f"values: {n} numbers cannot give a {level:.0%} interval of the median "
-            "(95 % needs at least 6)"
+            f"(it needs at least {needed})"
         )
     k = ranks[-1]
     exact = 1 - 2 * float(stats.binom.cdf(k - 1, n, 0.5))
