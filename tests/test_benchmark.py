@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,29 @@ def test_committed_bench_result_measured_this_code(name):
     assert then.keys() == now.keys(), sorted(then.keys() ^ now.keys())
     changed = [path for path in now if then[path] != now[path]]
     assert not changed, f"code changed since the bench ran at {meta['commit'][:12]}: {changed}"
+
+
+def test_code_fingerprints_agree_across_python_versions():
+    # A result measured on another machine (the GPU machine runs Python 3.12) is checked
+    # here on 3.11: the fingerprints must not depend on the version. provenance.py needs
+    # only the standard library, so it runs as a file under any installed Python >= 3.10.
+    root = Path(__file__).resolve().parents[1]
+    found = sorted(Path.home().glob(".pyenv/versions/3.1[0-9]*/bin/python3"))
+    others = [p for p in found if p.resolve() != Path(sys.executable).resolve()]
+    if not others:
+        pytest.skip("no other Python 3.10+ installed (pyenv)")
+    script = (
+        "import importlib.util, json, pathlib, sys\n"
+        "spec = importlib.util.spec_from_file_location('p', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print(json.dumps(module.measured_code(pathlib.Path(sys.argv[2]))))\n"
+    )
+    here = measured_code(root)
+    for python in others:
+        printed = subprocess.run(
+            [str(python), "-c", script, str(root / "lstm_zero_lib/book/provenance.py"), str(root)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert json.loads(printed) == here, python

@@ -25,8 +25,8 @@ def _tokens(source: str) -> list[tuple[str, str]]:
 
     Comments and line breaks inside brackets are dropped; indentation, newlines and dedents
     keep their kind only (not their whitespace); a string literal keeps its source text.
-    Python 3.12 splits an f-string into several tokens: they are joined back into that
-    text, so the list is the same on 3.11 and 3.12.
+    Python 3.12 splits an f-string into several tokens: they are joined back into its
+    source text, the one token 3.11 gives, so the list is the same on both.
     """
     lines = source.splitlines(keepends=True)
 
@@ -54,12 +54,8 @@ def _tokens(source: str) -> list[tuple[str, str]]:
         if token.type in (tokenize.COMMENT, tokenize.NL):
             continue
         kind = tokenize.tok_name[token.type]
-        if token.type in (tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE):
-            out.append((kind, ""))
-        elif token.type == tokenize.STRING:
-            out.append((kind, text(token.start, token.end)))
-        else:
-            out.append((kind, token.string))
+        whitespace = token.type in (tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE)
+        out.append((kind, "" if whitespace else token.string))
     return out
 
 
