@@ -142,14 +142,21 @@ def test_gru_and_rnn_configs_check_and_time_against_their_plain_module(
     assert len(markdown_table(rows).splitlines()) == 2, "an LSTM table leaves GRU/RNN rows out"
 
 
+def _committed(name: str) -> Path:
+    """The committed result ``name``; the CUDA one may be absent (no GPU run yet)."""
+    path = readme_bench.RESULTS / name
+    if not path.exists():
+        assert name.endswith("_cuda.json"), f"no committed {name}"
+        pytest.skip("no CUDA result is committed")
+    return path
+
+
 @pytest.mark.parametrize("name", readme_bench.NAMES)
 def test_readme_holds_the_printed_bench_result(name):
     # The README's bench figures and tables must be what `--markdown` prints from the
     # committed JSON (the speed appendix reads the CPU one): a new `make bench` without
     # `tools/readme_bench.py` fails here.
-    if not (readme_bench.RESULTS / name).exists():
-        assert name.endswith("_cuda.json"), f"no committed {name}"
-        pytest.skip("no CUDA result is committed")
+    _committed(name)
     printed = readme_bench.printed(name)
     assert printed.count("\n| right |") >= 9 and "In the committed run" in printed
     readme = (readme_bench.ROOT / "README.md").read_text(encoding="utf-8")
@@ -161,11 +168,8 @@ def test_committed_bench_result_measured_this_code(name):
     # The README and the speed appendix report these results: the library and harness
     # code that ran then must be the code here, up to comments and docstrings. A change
     # to what runs needs a new `make bench` (and, for the CUDA result, a GPU run).
-    root = Path(__file__).resolve().parents[1]
-    path = root / "benchmarks" / "results" / name
-    if name.endswith("_cuda.json") and not path.exists():
-        pytest.skip("no CUDA result is committed")
-    meta = json.loads(path.read_text())["meta"]
+    root = readme_bench.ROOT
+    meta = json.loads(_committed(name).read_text())["meta"]
     assert meta["commit"] != "unknown", "the result names no commit"
     assert not str(meta["commit"]).endswith("+dirty"), f"measured uncommitted code: {meta}"
     then, now = meta["code"], measured_code(root)
@@ -178,7 +182,7 @@ def test_code_fingerprints_agree_across_python_versions():
     # A result measured on another machine (the GPU machine runs Python 3.12) is checked
     # here on 3.11: the fingerprints must not depend on the version. provenance.py needs
     # only the standard library, so it runs as a file under any installed Python >= 3.10.
-    root = Path(__file__).resolve().parents[1]
+    root = readme_bench.ROOT
     found = sorted(Path.home().glob(".pyenv/versions/3.1[0-9]*/bin/python3"))
     others = [p for p in found if p.resolve() != Path(sys.executable).resolve()]
     if not others:
