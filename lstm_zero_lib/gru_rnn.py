@@ -65,6 +65,7 @@ from ._checks import (
     check_x,
 )
 from ._compaction import Compaction, with_padding_row
+from ._mask_kind import classify_mask, lengths_range, lengths_tensor
 from ._masked_module import (
     MaskedOutput,
     MaskedRecurrent,
@@ -74,12 +75,9 @@ from ._masked_module import (
 )
 from .errors import InputError
 from .rnn import (
-    _classify_mask,
     _held_input,
     _hold_weight,
     _kernel_call,
-    _lengths_range,
-    _lengths_tensor,
     _nothing_valid,
     _recurrent_bound,
     _weights,
@@ -102,9 +100,9 @@ def _prepare(
             raise InputError("mask, lengths: expected at most one of them, got both")
         x = check_x(module, x)
         batch, steps = (x.shape[0], x.shape[1]) if module.batch_first else x.shape[1::-1]
-        lengths = _lengths_tensor(lengths, batch, x.device)
+        lengths = lengths_tensor(lengths, batch, x.device)
         if batch:
-            _lengths_range(lengths, steps)
+            lengths_range(lengths, steps)
         bool_mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)
     else:
         if mask is None:
@@ -377,7 +375,7 @@ def _rnn_forward(rnn: nn.RNN, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     batch, steps = mask.shape
     if steps == 0 or batch == 0:
         return _empty(rnn, x, h0)
-    lengths, shortest, longest, rises, _ = _classify_mask(mask)
+    lengths, shortest, longest, rises, _ = classify_mask(mask)
     if shortest == steps:
         plain: Result = rnn(x, h0)  # nothing is masked: the plain kernel is already exact
         return plain

@@ -42,8 +42,8 @@ from __future__ import annotations
 import functools
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
-from typing import NamedTuple, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -51,16 +51,15 @@ from torch import Tensor, nn
 
 from ._checks import (
     State,
-    as_lengths,
     check_lstm,
     check_lstm_inputs,
     check_lstm_x_hx,
     exporting,
     require_ndim,
     require_tensor,
-    shape_str,
 )
 from ._compaction import Compaction, with_padding_row
+from ._mask_kind import MaskKind, classify_mask, lengths_range, lengths_tensor
 from ._masked_module import MaskedOutput, MaskedRecurrent, existing_config, module_config
 from ._masked_module import check_masked_output as _check_masked_output
 from .errors import InputError
@@ -477,81 +476,20 @@ def _nothing_valid(lstm: nn.RNNBase, x: Tensor, hx: State | None) -> tuple[Tenso
     return output, (hx[0] + zero, hx[1] + zero)
 
 
-def _host_ints(values: Sequence[Tensor]) -> list[int]:
-    """The values of 0-d integer tensors, read on the host.
-
-    On the CPU each is read where it lies (a ``stack`` first costs more than the reads);
-    elsewhere they are stacked first, so that the host waits for the device once, and so
-    is a call that ``torch.compile`` traces (one graph break, not one per value).
-    """
-    if values[0].device.type == "cpu" and not torch.compiler.is_compiling():
-        return [int(v) for v in values]
-    read: list[int] = torch.stack(list(values)).tolist()
-    return read
-
-
-class _MaskClass(NamedTuple):
-    """What picks the path for a ``(B, T)`` mask, read on the host (except ``lengths``)."""
-
-    lengths: Tensor  # valid steps per row, on the mask's device
-    shortest: int
-    longest: int
-    rises: bool  # somewhere a masked step is followed by a valid one
-    falls: bool  # somewhere a valid step is followed by a masked one
-
-
-def _classify_mask(mask: Tensor) -> _MaskClass:
-    """Classify a non-empty ``(B, T)`` bool mask with one host read."""
-    lengths = mask.sum(dim=1)
-    # The steepest fall and rise along time (+1 where a masked step is followed by a valid
-    # one) and the shortest and longest valid lengths.
-    stats = list(torch.aminmax(lengths))
-    if mask.shape[1] > 1:
-        stats += torch.aminmax(torch.diff(mask.view(torch.int8), dim=1))
-    values = _host_ints(stats)
-    falls, rises = (values[2] < 0, values[3] > 0) if len(values) > 2 else (False, False)
-    return _MaskClass(lengths, values[0], values[1], rises, falls)
-
-
-def _lengths_tensor(lengths: object, batch: int, device: torch.device) -> Tensor:
-    """Lengths checked for shape and dtype (no host read for an integer tensor): long, on
-    ``device``."""
-    if not isinstance(lengths, Tensor):
-        lengths = as_lengths(lengths)
-    if lengths.ndim != 1 or lengths.shape[0] != batch:
-        raise InputError(
-            f"lengths: expected shape ({batch},) (one length per sequence), "
-            f"got {shape_str(lengths.shape)}"
-        )
-    if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
-        lengths = as_lengths(lengths)  # exact-integer floats pass, anything else raises
-    return lengths.to(device=device, dtype=torch.long)
-
-
-def _lengths_range(lengths: Tensor, steps: int) -> tuple[int, int]:
-    """The shortest and longest of non-empty ``lengths``, checked to lie in ``[0, steps]``."""
-    shortest, longest = _host_ints(torch.aminmax(lengths))
-    if shortest < 0:
-        raise InputError(f"lengths: expected every length >= 0, got {shortest}")
-    if longest > steps:
-        raise InputError(f"lengths: expected every length <= T = {steps}, got {longest}")
-    return shortest, longest
-
-
 def _masked_forward(
     lstm: nn.LSTM, x: Tensor, mask: Tensor, hx: State | None, carry: bool
 ) -> tuple[Tensor, State]:
     """Core of :func:`masked_lstm` on validated input; ``mask`` is ``(B, T)``."""
     if mask.numel() == 0:
         return _nothing_valid(lstm, x, hx)
-    return _run_classified(lstm, x, mask, _classify_mask(mask), hx, carry)
+    return _run_classified(lstm, x, mask, classify_mask(mask), hx, carry)
 
 
 def _run_classified(
     lstm: nn.LSTM,
     x: Tensor,
     mask: Tensor,
-    kind: _MaskClass,
+    kind: MaskKind,
     hx: State | None,
     carry: bool,
 ) -> tuple[Tensor, State]:
@@ -656,18 +594,18 @@ def _lengths_forward(
     x = require_tensor(x, "x")
     require_ndim(x, "x", (3,), layout)
     batch, steps = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
-    lengths = _lengths_tensor(lengths, batch, x.device)
+    lengths = lengths_tensor(lengths, batch, x.device)
     x, state = check_lstm_x_hx(lstm, x, hx)
     mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)  # (B, T)
     if exporting():  # lengths outside [0, T] are not checked: a graph cannot raise
         return _export_forward(lstm, x, mask, state, carry)
     if batch == 0:
         return _nothing_valid(lstm, x, state)
-    shortest, longest = _lengths_range(lengths, steps)
+    shortest, longest = lengths_range(lengths, steps)
     if steps == 0:
         return _nothing_valid(lstm, x, state)
     # Right padding by construction: no rise; a fall wherever a row is short of T.
-    kind = _MaskClass(lengths, shortest, longest, False, shortest < steps)
+    kind = MaskKind(lengths, shortest, longest, False, shortest < steps)
     return _run_classified(lstm, x, mask, kind, state, carry)
 
 

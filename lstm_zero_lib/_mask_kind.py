@@ -1,0 +1,96 @@
+"""What kind of mask a call has, and its lengths checked (private module).
+
+Each masked layer picks its path (plain kernel, one block of valid steps, compaction) from
+a mask's kind, read on the host once per call; ``lengths=`` is right padding by
+construction and needs only its range checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from ._checks import as_lengths, shape_str
+from .errors import InputError
+
+__all__ = ["MaskKind", "classify_mask", "host_ints", "lengths_range", "lengths_tensor"]
+
+
+def host_ints(values: Sequence[Tensor]) -> list[int]:
+    """The values of 0-d integer tensors, read on the host.
+
+    On the CPU each is read where it lies (a ``stack`` first costs more than the reads);
+    elsewhere they are stacked first, so that the host waits for the device once, and so
+    is a call that ``torch.compile`` traces (one graph break, not one per value).
+    """
+    if values[0].device.type == "cpu" and not torch.compiler.is_compiling():
+        return [int(v) for v in values]
+    read: list[int] = torch.stack(list(values)).tolist()
+    return read
+
+
+class MaskKind(NamedTuple):
+    """What picks the path for a ``(B, T)`` mask, read on the host (except ``lengths``)."""
+
+    lengths: Tensor  # valid steps per row, on the mask's device
+    shortest: int
+    longest: int
+    rises: bool  # somewhere a masked step is followed by a valid one
+    falls: bool  # somewhere a valid step is followed by a masked one
+
+
+def classify_mask(mask: Tensor) -> MaskKind:
+    """Classify a non-empty ``(B, T)`` bool mask with one host read.
+
+    Examples
+    --------
+    >>> classify_mask(torch.tensor([[True, True, False], [True, False, True]]))[1:]
+    (2, 2, True, True)
+    """
+    lengths = mask.sum(dim=1)
+    # The steepest fall and rise along time (+1 where a masked step is followed by a valid
+    # one) and the shortest and longest valid lengths.
+    stats = list(torch.aminmax(lengths))
+    if mask.shape[1] > 1:
+        stats += torch.aminmax(torch.diff(mask.view(torch.int8), dim=1))
+    values = host_ints(stats)
+    falls, rises = (values[2] < 0, values[3] > 0) if len(values) > 2 else (False, False)
+    return MaskKind(lengths, values[0], values[1], rises, falls)
+
+
+def lengths_tensor(lengths: object, batch: int, device: torch.device) -> Tensor:
+    """Lengths checked for shape and dtype (no host read for an integer tensor): long, on
+    ``device``."""
+    if not isinstance(lengths, Tensor):
+        lengths = as_lengths(lengths)
+    if lengths.ndim != 1 or lengths.shape[0] != batch:
+        raise InputError(
+            f"lengths: expected shape ({batch},) (one length per sequence), "
+            f"got {shape_str(lengths.shape)}"
+        )
+    if lengths.dtype == torch.bool or lengths.is_floating_point() or lengths.is_complex():
+        lengths = as_lengths(lengths)  # exact-integer floats pass, anything else raises
+    return lengths.to(device=device, dtype=torch.long)
+
+
+def lengths_range(lengths: Tensor, steps: int) -> tuple[int, int]:
+    """The shortest and longest of non-empty ``lengths``, checked to lie in ``[0, steps]``.
+
+    Examples
+    --------
+    >>> lengths_range(torch.tensor([3, 1]), steps=3)
+    (1, 3)
+    >>> lengths_range(torch.tensor([4, 1]), steps=3)
+    Traceback (most recent call last):
+    ...
+    lstm_zero_lib.errors.InputError: lengths: expected every length <= T = 3, got 4
+    """
+    shortest, longest = host_ints(torch.aminmax(lengths))
+    if shortest < 0:
+        raise InputError(f"lengths: expected every length >= 0, got {shortest}")
+    if longest > steps:
+        raise InputError(f"lengths: expected every length <= T = {steps}, got {longest}")
+    return shortest, longest
