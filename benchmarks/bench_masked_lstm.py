@@ -7,7 +7,8 @@ Run with ``make bench`` (or ``python benchmarks/bench_masked_lstm.py --help``). 
 is checked against the per-sequence oracle before it is timed; the timings are interleaved
 in one process (single-threaded on the CPU unless ``--threads``) and reported as ratios to
 plain ``nn.LSTM`` on the same padded batch, one ratio per repeat.
-Writes ``results/bench_masked_lstm[_cuda].json`` and ``.png`` (plus ``_gru_rnn.png``);
+Writes ``results/bench_masked_lstm[_cuda].json`` and ``.png`` (plus ``_gru_rnn.png``;
+``--quick``: ``bench_masked_lstm[_cuda]_quick.*``, not committed);
 ``--markdown FILE.json`` prints the README's figures and tables from a saved run without
 timing anything.
 """
@@ -44,7 +45,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats per method")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument(
-        "--quick", action="store_true", help="5 repeats, three LSTM and two GRU shapes only"
+        "--quick",
+        action="store_true",
+        help="5 repeats, three LSTM and two GRU shapes only; writes bench_masked_lstm_quick.*",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="output folder")
     parser.add_argument(
@@ -92,6 +95,19 @@ QUICK = (
 )
 
 
+def result_stem(device: str, quick: bool) -> str:
+    """The name of a run's files: the committed CPU and CUDA results are full runs only.
+
+    Examples
+    --------
+    >>> result_stem("cpu", False), result_stem("cuda:0", False), result_stem("cpu", True)
+    ('bench_masked_lstm', 'bench_masked_lstm_cuda', 'bench_masked_lstm_quick')
+    """
+    stem = "bench_masked_lstm" + ("" if device == "cpu" else "_" + device.split(":")[0])
+    # A smoke run never lands on a committed result (the tests compare those with the code).
+    return stem + "_quick" if quick else stem
+
+
 def main() -> None:
     args = parse_args()
     if args.markdown:
@@ -132,7 +148,7 @@ def main() -> None:
     for row in rows:
         row["device"] = args.device
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "bench_masked_lstm" + ("" if args.device == "cpu" else "_" + args.device.split(":")[0])
+    stem = result_stem(args.device, args.quick)
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
     set_theme()
     fig = plot_speed_ratios(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -202,3 +203,17 @@ def test_code_fingerprints_agree_across_python_versions():
             check=True,
         ).stdout
         assert json.loads(printed) == here, python
+
+
+def test_a_quick_run_never_lands_on_a_committed_result():
+    # `--quick` (5 repeats, a few shapes) used to overwrite the committed full result,
+    # which the README block and the code-fingerprint test then no longer matched.
+    path = readme_bench.ROOT / "benchmarks" / "bench_masked_lstm.py"
+    spec = importlib.util.spec_from_file_location("bench_script", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    full = {f"{script.result_stem(device, False)}.json" for device in ("cpu", "cuda", "cuda:1")}
+    assert full == set(readme_bench.NAMES)
+    quick = {f"{script.result_stem(device, True)}.json" for device in ("cpu", "cuda", "cuda:1")}
+    assert len(quick) == 2 and not quick & full
