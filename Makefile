@@ -32,6 +32,7 @@ help:
 	@echo "make install    create $(VENV) and install the pinned environment (done by both)"
 	@echo "make execute    re-execute notebooks in place, as nbval does (NOTEBOOKS=... to pick)"
 	@echo "make bench      benchmark exact masking vs nn.LSTM (JSON + PNG in benchmarks/results)"
+	@echo "                (BENCH_ARGS=--quick: a short smoke run, its files not committed)"
 	@echo "make test-gpu   CUDA tests and every notebook with --nbval-lax on the GPU"
 	@echo "make clean      remove _build and caches (keeps $(VENV))"
 	@echo "make distclean  clean, and remove $(VENV)"
@@ -71,15 +72,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# Library tests and doctests; the site tests need the built book and run in `make site`.
+# Library tests, doctests (the bench script's too); the site tests need the built book
+# and run in `make site`.
 # This includes the slow tests: torch.compile, the wheel in a fresh venv
 # (tests/test_wheel.py) and the chapters in JupyterLab (tests/test_lab.py).
 unit: $(STAMP)
-	$(BIN)/pytest tests lstm_zero_lib --doctest-modules -m "not site" -p no:cacheprovider
+	$(BIN)/pytest tests lstm_zero_lib benchmarks --doctest-modules -m "not site" -p no:cacheprovider
 
 # The same without the tests marked slow (or site): what a developer runs after each edit.
 quick: $(STAMP)
-	$(BIN)/pytest tests lstm_zero_lib --doctest-modules -m "not slow and not site" -p no:cacheprovider
+	$(BIN)/pytest tests lstm_zero_lib benchmarks --doctest-modules -m "not slow and not site" -p no:cacheprovider
 
 # ------------------------------------------------------------------------------ lab
 # JupyterLab (the `lab` extra, pinned in constraints.txt) opened on the chapters, with the

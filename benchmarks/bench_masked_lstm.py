@@ -8,7 +8,7 @@ is checked against the per-sequence oracle before it is timed; the timings are i
 in one process (single-threaded on the CPU unless ``--threads``) and reported as ratios to
 plain ``nn.LSTM`` on the same padded batch, one ratio per repeat.
 Writes ``results/bench_masked_lstm[_cuda].json`` and ``.png`` (plus ``_gru_rnn.png``;
-``--quick``: ``bench_masked_lstm[_cuda]_quick.*``, not committed);
+``--quick`` or ``--threads N``: a suffix, not committed);
 ``--markdown FILE.json`` prints the README's figures and tables from a saved run without
 timing anything.
 """
@@ -39,7 +39,7 @@ from lstm_zero_lib.book.provenance import code_version, measured_code
 HERE = Path(__file__).resolve().parent
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--repeats", type=int, default=15, help="timed repeats per method")
@@ -47,13 +47,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="5 repeats, three LSTM and two GRU shapes only; writes bench_masked_lstm_quick.*",
+        help="5 repeats, three LSTM and two GRU shapes only (files get a _quick suffix)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "results", help="output folder")
     parser.add_argument(
         "--markdown", type=Path, metavar="JSON", help="print the table of a saved run; no timing"
     )
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def conditions(meta: dict[str, object], rows: list[dict[str, object]]) -> str:
@@ -95,17 +95,25 @@ QUICK = (
 )
 
 
-def result_stem(device: str, quick: bool) -> str:
-    """The name of a run's files: the committed CPU and CUDA results are full runs only.
+def result_stem(args: argparse.Namespace) -> str:
+    """The name of a run's files. Only a full single-threaded run gets a committed name
+    (``bench_masked_lstm``, ``_cuda`` on a GPU): the tests compare those files with the
+    code, and the speed appendix reads the CPU one. ``--quick`` runs and CPU runs on more
+    threads get a suffix (git-ignored, like every other file in ``results/``).
 
     Examples
     --------
-    >>> result_stem("cpu", False), result_stem("cuda:0", False), result_stem("cpu", True)
-    ('bench_masked_lstm', 'bench_masked_lstm_cuda', 'bench_masked_lstm_quick')
+    >>> result_stem(parse_args([])), result_stem(parse_args(["--device", "cuda:1"]))
+    ('bench_masked_lstm', 'bench_masked_lstm_cuda')
+    >>> result_stem(parse_args(["--quick", "--threads", "2"]))
+    'bench_masked_lstm_threads2_quick'
     """
-    stem = "bench_masked_lstm" + ("" if device == "cpu" else "_" + device.split(":")[0])
-    # A smoke run never lands on a committed result (the tests compare those with the code).
-    return stem + "_quick" if quick else stem
+    stem = "bench_masked_lstm"
+    if args.device != "cpu":
+        stem += "_" + args.device.split(":")[0]
+    if args.threads != 1 and args.device == "cpu":
+        stem += f"_threads{args.threads}"
+    return stem + "_quick" if args.quick else stem
 
 
 def main() -> None:
@@ -148,7 +156,7 @@ def main() -> None:
     for row in rows:
         row["device"] = args.device
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = result_stem(args.device, args.quick)
+    stem = result_stem(args)
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=1))
     set_theme()
     fig = plot_speed_ratios(

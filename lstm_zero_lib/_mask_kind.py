@@ -1,8 +1,9 @@
 """What kind of mask a call has, and its lengths checked (private module).
 
-Each masked layer picks its path (plain kernel, one block of valid steps, compaction) from
-a mask's kind, read on the host once per call; ``lengths=`` is right padding by
-construction and needs only its range checked.
+MaskedLSTM and MaskedRNN pick their path (plain kernel, one block of valid steps,
+compaction) from a mask's kind: a few scalars read on the host together, one
+synchronisation per call (on the CPU, one read each). ``lengths=`` is right padding by
+construction and needs only its range checked; MaskedGRU needs no classification.
 """
 
 from __future__ import annotations

@@ -29,8 +29,11 @@ How it stays exact without a per-step Python loop
    output is exactly 0 (the extra slot makes sure every row with a masked step has one).
    See :mod:`lstm_zero_lib._compaction`; it knows nothing of LSTM gates.
 
-The mask is classified (right padding, left padding, anything else) with one small host
-read per call; ``lengths=`` is right padding by construction and needs none.
+The mask is classified (right padding, left padding, anything else) from a few scalars
+read on the host (on a GPU read together: one synchronisation per call; see
+:mod:`lstm_zero_lib._mask_kind`);
+``lengths=`` is right padding by construction: it needs no classification, only its
+range checked (the same kind of read).
 
 While ``torch.export``, an ONNX exporter or ``torch.jit.trace`` records a call there is no
 host read: every mask takes the compaction of 3 with ``T`` slots (a size known from the

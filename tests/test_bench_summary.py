@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import readme_bench  # tools/ (pyproject: pythonpath)
@@ -137,10 +138,16 @@ def test_committed_result_figures_recomputed_independently():
         if all(r["ratio_median"] <= r["goal"] for r in ours if (r["mask"], r["label"]) == k)
     }
     assert s["met_both"] == len(met) and s["shapes"] == len(labels) == 18
-    # The intervals by hand: 15 repeats -> the 4th and 12th smallest (binomial ranks).
-    assert all(len(r["ratios"]) == 15 for r in rows)
-    low = {id(r): sorted(r["ratios"])[3] for r in ours}
-    high = {id(r): sorted(r["ratios"])[11] for r in ours}
+    # The intervals by hand, from the binomial tail (any number of repeats, as with
+    # `make bench BENCH_ARGS="--repeats 21"`): the largest k with P(Bin(n, 1/2) < k) <=
+    # 2.5 % gives the k-th smallest and the k-th largest repeat (n = 15: 4th and 12th).
+    n = len(ours[0]["ratios"])
+    assert all(len(r["ratios"]) == n for r in rows)
+    k = max(k for k in range(1, n) if sum(math.comb(n, i) for i in range(k)) <= 0.025 * 2**n)
+    lo, hi = k - 1, n - k
+    assert n != 15 or (lo, hi) == (3, 11)
+    low = {id(r): sorted(r["ratios"])[lo] for r in ours}
+    high = {id(r): sorted(r["ratios"])[hi] for r in ours}
     assert s["unclear"] == sum(low[id(r)] <= r["goal"] <= high[id(r)] for r in ours)
     by_shape = {}
     for r in ours:
@@ -156,7 +163,7 @@ def test_committed_result_figures_recomputed_independently():
             if r["mask"] == "right" and r["mode"] == mode and r["cell"] == "lstm":
                 other = pack[r["label"], mode]["ratios"]
                 diffs = sorted(a - b for a, b in zip(r["ratios"], other, strict=True))
-                faster += diffs[11] < 0
-                slower += diffs[3] > 0
+                faster += diffs[hi] < 0
+                slower += diffs[lo] > 0
         assert s[f"{mode}_faster_than_pack"] == faster
         assert s[f"{mode}_slower_than_pack"] == slower

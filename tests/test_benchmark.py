@@ -205,15 +205,21 @@ def test_code_fingerprints_agree_across_python_versions():
         assert json.loads(printed) == here, python
 
 
-def test_a_quick_run_never_lands_on_a_committed_result():
+def test_only_a_full_single_threaded_run_gets_a_committed_name():
     # `--quick` (5 repeats, a few shapes) used to overwrite the committed full result,
-    # which the README block and the code-fingerprint test then no longer matched.
+    # which the README block and the code-fingerprint test then no longer matched; a run
+    # on more threads would have broken the appendix (it reads a one-thread result).
     path = readme_bench.ROOT / "benchmarks" / "bench_masked_lstm.py"
     spec = importlib.util.spec_from_file_location("bench_script", path)
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    full = {f"{script.result_stem(device, False)}.json" for device in ("cpu", "cuda", "cuda:1")}
-    assert full == set(readme_bench.NAMES)
-    quick = {f"{script.result_stem(device, True)}.json" for device in ("cpu", "cuda", "cuda:1")}
-    assert len(quick) == 2 and not quick & full
+
+    def name(*argv: str) -> str:
+        return f"{script.result_stem(script.parse_args(list(argv)))}.json"
+
+    committed = set(readme_bench.NAMES)
+    full = {name(), name("--repeats", "21"), name("--device", "cuda"), name("--device", "cuda:1")}
+    assert full == committed
+    others = [name("--quick"), name("--threads", "2"), name("--quick", "--device", "cuda")]
+    assert len(set(others)) == 3 and not set(others) & committed
