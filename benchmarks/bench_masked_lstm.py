@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 import lstm_zero_lib
-from lstm_zero_lib.book.bench_summary import summary_text
+from lstm_zero_lib.book.bench_summary import MIN_REPEATS, summary_text
 from lstm_zero_lib.book.benchmark import (
     SUITE,
     TARGET_CONFIGS,
@@ -42,7 +42,9 @@ HERE = Path(__file__).resolve().parent
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    parser.add_argument("--repeats", type=int, default=15, help="timed repeats per method")
+    parser.add_argument(
+        "--repeats", type=int, default=15, help=f"timed repeats per method (>= {MIN_REPEATS})"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument(
         "--quick",
@@ -53,7 +55,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--markdown", type=Path, metavar="JSON", help="print the table of a saved run; no timing"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.repeats < MIN_REPEATS and not args.quick:
+        # Fewer give no 95 % interval of a median, which the summary and the appendix read.
+        parser.error(
+            f"--repeats: expected at least {MIN_REPEATS}, got {args.repeats} (--quick "
+            "is the short smoke run)"
+        )
+    return args
 
 
 def conditions(meta: dict[str, object], rows: list[dict[str, object]]) -> str:
@@ -96,9 +105,9 @@ QUICK = (
 
 
 def result_stem(args: argparse.Namespace) -> str:
-    """The name of a run's files. Only a full single-threaded run gets a committed name
+    """The name of a run's files. Only a full one-thread run gets a committed name
     (``bench_masked_lstm``, ``_cuda`` on a GPU): the tests compare those files with the
-    code, and the speed appendix reads the CPU one. ``--quick`` runs and CPU runs on more
+    code, and the speed appendix reads the CPU one. ``--quick`` runs and runs on more
     threads get a suffix (git-ignored, like every other file in ``results/``).
 
     Examples
@@ -111,7 +120,7 @@ def result_stem(args: argparse.Namespace) -> str:
     stem = "bench_masked_lstm"
     if args.device != "cpu":
         stem += "_" + args.device.split(":")[0]
-    if args.threads != 1 and args.device == "cpu":
+    if args.threads != 1:
         stem += f"_threads{args.threads}"
     return stem + "_quick" if args.quick else stem
 

@@ -44,7 +44,8 @@ class MaskKind(NamedTuple):
 
 
 def classify_mask(mask: Tensor) -> MaskKind:
-    """Classify a non-empty ``(B, T)`` bool mask with one host read.
+    """Classify a non-empty ``(B, T)`` bool mask from four scalars read on the host
+    (:func:`host_ints`: one read each on the CPU, one synchronisation elsewhere).
 
     Examples
     --------

@@ -591,7 +591,7 @@ def _export_forward(
 def _lengths_forward(
     lstm: nn.LSTM, x: Tensor, lengths: object, hx: object, carry: bool
 ) -> tuple[Tensor, State]:
-    """Right padding given as lengths: validated with one host read, then no classification."""
+    """Right padding given as lengths: their range read on the host, then no classification."""
     batch_first = lstm.batch_first
     layout = "(B, T, F)" if batch_first else "(T, B, F)"
     x = require_tensor(x, "x")

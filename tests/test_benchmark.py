@@ -205,7 +205,7 @@ def test_code_fingerprints_agree_across_python_versions():
         assert json.loads(printed) == here, python
 
 
-def test_only_a_full_single_threaded_run_gets_a_committed_name():
+def test_only_a_full_one_thread_run_gets_a_committed_name(capsys):
     # `--quick` (5 repeats, a few shapes) used to overwrite the committed full result,
     # which the README block and the code-fingerprint test then no longer matched; a run
     # on more threads would have broken the appendix (it reads a one-thread result).
@@ -221,5 +221,14 @@ def test_only_a_full_single_threaded_run_gets_a_committed_name():
     committed = set(readme_bench.NAMES)
     full = {name(), name("--repeats", "21"), name("--device", "cuda"), name("--device", "cuda:1")}
     assert full == committed
-    others = [name("--quick"), name("--threads", "2"), name("--quick", "--device", "cuda")]
-    assert len(set(others)) == 3 and not set(others) & committed
+    others = [
+        name("--quick"),
+        name("--threads", "2"),
+        name("--quick", "--device", "cuda"),
+        name("--threads", "4", "--device", "cuda"),
+    ]
+    assert len(set(others)) == 4 and not set(others) & committed
+    # Too few repeats for the summary's intervals: refused, with the flag named.
+    with pytest.raises(SystemExit):
+        script.parse_args(["--repeats", "5"])
+    assert "--repeats: expected at least 6, got 5" in capsys.readouterr().err
