@@ -22,6 +22,16 @@ from ..errors import InputError
 __all__ = ["Interval", "MedianInterval", "median_interval", "t_interval"]
 
 
+def _excludes_zero(low: float, high: float) -> bool:
+    # One rule for both interval types (NamedTuples cannot share a base class's method).
+    return low > 0 or high < 0
+
+
+def _check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise InputError(f"level: expected a probability strictly between 0 and 1, got {level}")
+
+
 class Interval(NamedTuple):
     """A mean and its two-sided confidence interval."""
 
@@ -31,7 +41,7 @@ class Interval(NamedTuple):
 
     def excludes_zero(self) -> bool:
         """True when the interval lies entirely above or entirely below 0."""
-        return self.low > 0 or self.high < 0
+        return _excludes_zero(self.low, self.high)
 
 
 def t_interval(values: Iterable[float], level: float = 0.95) -> Interval:
@@ -71,8 +81,7 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> Interval:
         )
     if not np.isfinite(v).all():
         raise InputError(f"values: expected finite numbers, got {v.tolist()}")
-    if not 0 < level < 1:
-        raise InputError(f"level: expected a probability strictly between 0 and 1, got {level}")
+    _check_level(level)
     mean = float(v.mean())
     half = float(stats.t.ppf(0.5 + level / 2, df=v.size - 1)) * float(v.std(ddof=1))
     half /= math.sqrt(v.size)
@@ -89,7 +98,7 @@ class MedianInterval(NamedTuple):
 
     def excludes_zero(self) -> bool:
         """True when the interval lies entirely above or entirely below 0."""
-        return self.low > 0 or self.high < 0
+        return _excludes_zero(self.low, self.high)
 
 
 def median_interval(values: Iterable[float], level: float = 0.95) -> MedianInterval:
@@ -127,8 +136,7 @@ def median_interval(values: Iterable[float], level: float = 0.95) -> MedianInter
     False
     """
     v = np.sort(np.asarray(list(values), dtype=float))
-    if not 0 < level < 1:
-        raise InputError(f"level: expected a probability strictly between 0 and 1, got {level}")
+    _check_level(level)
     if v.ndim != 1 or not np.isfinite(v).all():
         raise InputError(f"values: expected a 1-D sequence of finite numbers, got {v.tolist()}")
     n = v.size
