@@ -1,13 +1,14 @@
 """What kind of mask a call has, and its lengths checked (private module).
 
 MaskedLSTM and MaskedRNN pick their path (plain kernel, one block of valid steps,
-compaction) from a mask's kind: a few scalars read on the host together, one
-synchronisation per call (on the CPU, one read each). ``lengths=`` is right padding by
+compaction) from a mask's kind: a few values read on the host (on a GPU read together, one
+synchronisation per call; on the CPU, one read each). ``lengths=`` is right padding by
 construction and needs only its range checked; MaskedGRU needs no classification.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -33,34 +34,69 @@ def host_ints(values: Sequence[Tensor]) -> list[int]:
     return read
 
 
+@functools.lru_cache(maxsize=64)
+def step_index(steps: int, device: torch.device) -> Tensor:
+    """``arange(steps)`` (long), cached: a mask's shape repeats from call to call."""
+    with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
+        return torch.arange(steps, device=device)
+
+
 class MaskKind(NamedTuple):
     """What picks the path for a ``(B, T)`` mask, read on the host (except ``lengths``)."""
 
     lengths: Tensor  # valid steps per row, on the mask's device
     shortest: int
     longest: int
-    rises: bool  # somewhere a masked step is followed by a valid one
-    falls: bool  # somewhere a valid step is followed by a masked one
+    right: bool  # each row's valid steps are one block at its start (right padding)
+    left: bool  # not right, and each row's valid steps are one block at its end
 
 
 def classify_mask(mask: Tensor) -> MaskKind:
-    """Classify a non-empty ``(B, T)`` bool mask from four scalars read on the host
-    (:func:`host_ints`: one read each on the CPU, one synchronisation elsewhere).
+    """Classify a non-empty ``(B, T)`` bool mask from a few values read on the host.
+
+    On the CPU: the shortest and longest lengths, then whether the mask equals the right
+    padding its lengths make (and, where it does not, the left padding), each read as one
+    ``torch.equal``. Elsewhere, and while ``torch.compile`` traces the call, four scalars
+    read together (:func:`host_ints`: one synchronisation): the lengths' extremes and the
+    steepest fall and rise along time.
 
     Examples
     --------
-    >>> classify_mask(torch.tensor([[True, True, False], [True, False, True]]))[1:]
-    (2, 2, True, True)
+    >>> classify_mask(torch.tensor([[True, True, False], [True, False, False]]))[1:]
+    (1, 2, True, False)
+    >>> classify_mask(torch.tensor([[False, True, True], [True, False, True]]))[1:]
+    (2, 2, False, False)
     """
     lengths = mask.sum(dim=1)
-    # The steepest fall and rise along time (+1 where a masked step is followed by a valid
-    # one) and the shortest and longest valid lengths.
+    if mask.device.type == "cpu" and not torch.compiler.is_compiling():
+        return _kind_by_comparison(mask, lengths)
+    return _kind_by_transitions(mask, lengths)
+
+
+def _kind_by_comparison(mask: Tensor, lengths: Tensor) -> MaskKind:
+    """:func:`classify_mask` by comparing the mask with the paddings of its lengths.
+
+    On the CPU this costs fewer ops, and less time, than a scan along time: each host read
+    is cheap there, a distinct op is not (measured in the speed appendix's setting).
+    """
+    shortest, longest = host_ints(torch.aminmax(lengths))
+    steps = mask.shape[1]
+    time = step_index(steps, mask.device)
+    right = torch.equal(mask, time < lengths.unsqueeze(1))
+    left = not right and torch.equal(mask, time >= (steps - lengths).unsqueeze(1))
+    return MaskKind(lengths, shortest, longest, right, left)
+
+
+def _kind_by_transitions(mask: Tensor, lengths: Tensor) -> MaskKind:
+    """:func:`classify_mask` from four scalars read together (one synchronisation on a GPU)."""
+    # The shortest and longest valid lengths, and the steepest fall and rise along time
+    # (+1 where a masked step is followed by a valid one).
     stats = list(torch.aminmax(lengths))
     if mask.shape[1] > 1:
         stats += torch.aminmax(torch.diff(mask.view(torch.int8), dim=1))
     values = host_ints(stats)
     falls, rises = (values[2] < 0, values[3] > 0) if len(values) > 2 else (False, False)
-    return MaskKind(lengths, values[0], values[1], rises, falls)
+    return MaskKind(lengths, values[0], values[1], not rises, rises and not falls)
 
 
 def lengths_tensor(lengths: object, batch: int, device: torch.device) -> Tensor:

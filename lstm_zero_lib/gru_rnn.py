@@ -375,7 +375,7 @@ def _rnn_forward(rnn: nn.RNN, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     batch, steps = mask.shape
     if steps == 0 or batch == 0:
         return _empty(rnn, x, h0)
-    lengths, shortest, longest, rises, _ = classify_mask(mask)
+    lengths, shortest, longest, right, _ = classify_mask(mask)
     if shortest == steps:
         plain: Result = rnn(x, h0)  # nothing is masked: the plain kernel is already exact
         return plain
@@ -384,7 +384,7 @@ def _rnn_forward(rnn: nn.RNN, x: Tensor, mask: Tensor, h0: Tensor | None, carry:
     if h0 is None:
         dirs = 2 if rnn.bidirectional else 1
         h0 = x.new_zeros(rnn.num_layers * dirs, batch, rnn.hidden_size)
-    if not rises and not rnn.bidirectional:
+    if right and not rnn.bidirectional:
         return _right_padded_rnn(rnn, x, mask, lengths, longest, h0, carry)
     return _compacted_rnn(rnn, x, mask, lengths, longest, h0, carry)
 

@@ -29,7 +29,7 @@ How it stays exact without a per-step Python loop
    output is exactly 0 (the extra slot makes sure every row with a masked step has one).
    See :mod:`lstm_zero_lib._compaction`; it knows nothing of LSTM gates.
 
-The mask is classified (right padding, left padding, anything else) from a few scalars
+The mask is classified (right padding, left padding, anything else) from a few values
 read on the host (on a GPU read together: one synchronisation per call; see
 :mod:`lstm_zero_lib._mask_kind`);
 ``lengths=`` is right padding by construction: it needs no classification, only its
@@ -62,7 +62,7 @@ from ._checks import (
     require_tensor,
 )
 from ._compaction import Compaction, with_padding_row
-from ._mask_kind import MaskKind, classify_mask, lengths_range, lengths_tensor
+from ._mask_kind import MaskKind, classify_mask, lengths_range, lengths_tensor, step_index
 from ._masked_module import MaskedOutput, MaskedRecurrent, existing_config, module_config
 from ._masked_module import check_masked_output as _check_masked_output
 from .errors import InputError
@@ -264,12 +264,27 @@ def _kernel_call(kernel: Callable[..., KernelOut], *args: object) -> KernelOut:
 
 # Inductor's lowering of the CPU LSTM kernel fails on this call: keep it out of the graph.
 # (torch.compiler.disable carries no type hints.)
-_fused_lstm: Callable[..., tuple[Tensor, Tensor, Tensor]] = torch.compiler.disable(  # type: ignore[no-untyped-call]
-    _fused_lstm_call
-)
+_kernel_outside_graph: Callable[..., tuple[Tensor, Tensor, Tensor]]
+_kernel_outside_graph = torch.compiler.disable(_fused_lstm_call)  # type: ignore[no-untyped-call]
+
+
+def _fused_lstm(
+    inp: Tensor, hx: State, params: list[Tensor], has_bias: bool, bidirectional: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_fused_lstm_call`, kept out of ``torch.compile``'s graph; eager calls skip the
+    wrapper that does it (it costs a few microseconds per call)."""
+    if torch.compiler.is_compiling():
+        return _kernel_outside_graph(inp, hx, params, has_bias, bidirectional)
+    return _fused_lstm_call(inp, hx, params, has_bias, bidirectional)
 
 
 # --------------------------------------------------------------------------- one block
+
+
+#: From this many elements of ``x`` on, the CPU fills held rows by index rather than by a
+#: ``masked_fill`` pass. Measured single-threaded, B = 32, F = 32, in a call after other
+#: kernels: at T = 10 the row fill's extra ops cost more, from T = 30 on the pass does.
+_ROW_FILL_FROM = 2**14
 
 
 def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
@@ -282,7 +297,10 @@ def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
     """
     if not channel:
         return x.masked_fill(skip, 0.0)
-    # The held rows' features are filled by row index: on the CPU ``torch.where`` over
+    if x.device.type != "cpu" or x.numel() < _ROW_FILL_FROM:
+        # Two ops; on a GPU no index search either (nonzero waits for the device).
+        return torch.cat([x.masked_fill(skip, 0.0), skip], dim=2)
+    # The held rows' features are filled by row index: on the CPU ``masked_fill`` over
     # ``(T, B, F)`` costs about twice the copy that ``cat`` makes, a row fill only touches
     # the held steps. (Their indices are found first: with them found in the tensor being
     # filled, inductor failed to compile the fill, single-threaded, torch 2.13, for a batch
@@ -293,10 +311,17 @@ def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
     return inp
 
 
+def _held_steps(lengths: Tensor, steps: int, left: bool) -> Tensor:
+    """``(steps, B, 1)``, True on held steps, where each row's ``lengths`` valid steps are
+    one block at the start (``left``: the end) of ``steps`` steps."""
+    time = step_index(steps, lengths.device).unsqueeze(1)
+    held = time < (steps - lengths) if left else time >= lengths
+    return held.unsqueeze(2)
+
+
 def _block_forward(
     lstm: nn.LSTM,
     x: Tensor,
-    mask: Tensor,
     lengths: Tensor,
     shortest: int,
     longest: int,
@@ -306,23 +331,21 @@ def _block_forward(
 ) -> tuple[Tensor, State]:
     """Masks whose valid steps form one block at the end (``left``) or start of each row.
 
-    ``mask`` (True = valid step) is ``(B, T)`` whatever ``x``'s layout; ``lengths`` is
-    ``(B,)``, ``shortest`` and ``longest`` its extremes (read on the host already).
+    ``lengths`` (``(B,)``) say where each block ends (or starts); ``shortest`` and
+    ``longest`` are their extremes (read on the host already).
     Valid from a zero initial state, or with ``hx`` for a unidirectional right-padded run.
     """
     # Time-major inside, the kernel's own layout: the input is built in one pass that also
     # transposes, and the kernel need not copy it again (nn.LSTM's batch_first does).
     xt = x.transpose(0, 1) if lstm.batch_first else x
-    skip = (~mask).t().unsqueeze(2)  # (T, B, 1), True = held step
     full_steps = xt.shape[0]
-    full_skip = skip
     if longest < full_steps:
         # Steps that no row uses are held steps for every row: they leave c as it is and
         # emit 0, so the kernel need not run them (packing's advantage, kept exactly).
         start = full_steps - longest if left else 0
         xt = xt.narrow(0, start, longest)
-        skip = skip.narrow(0, start, longest)
     steps = xt.shape[0]
+    skip = _held_steps(lengths, steps, left)
     dirs = 2 if lstm.bidirectional else 1
     hidden = lstm.hidden_size
     hold = _checked_hold(lstm, x)
@@ -378,7 +401,8 @@ def _block_forward(
     if steps < full_steps:
         before, after = (full_steps - steps, 0) if left else (0, full_steps - steps)
         out = F.pad(out, (0, 0, 0, 0, before, after))
-        skip = full_skip
+        if fill is not None:
+            skip = _held_steps(lengths, full_steps, left)
     if fill is not None:
         out = torch.where(skip, fill, out)
     if lstm.batch_first:
@@ -491,22 +515,24 @@ def _masked_forward(
 def _run_classified(
     lstm: nn.LSTM,
     x: Tensor,
-    mask: Tensor,
+    mask: Tensor | None,
     kind: MaskKind,
     hx: State | None,
     carry: bool,
 ) -> tuple[Tensor, State]:
-    """The path for a classified ``(B, T)`` mask."""
-    steps = mask.shape[1]
-    lengths, shortest, longest, rises, falls = kind
+    """The path for a classified ``(B, T)`` mask (None: the right padding of the lengths)."""
+    steps = x.shape[1] if lstm.batch_first else x.shape[0]
+    lengths, shortest, longest, right, left = kind
     if shortest == steps:
         return _plain(lstm, x, hx)  # nothing is masked: the plain kernel is already exact
     if longest == 0:
         return _nothing_valid(lstm, x, hx)
-    if not rises and (hx is None or not lstm.bidirectional):
-        return _block_forward(lstm, x, mask, lengths, shortest, longest, hx, False, carry)
-    if not falls and hx is None:
-        return _block_forward(lstm, x, mask, lengths, shortest, longest, hx, True, carry)
+    if right and (hx is None or not lstm.bidirectional):
+        return _block_forward(lstm, x, lengths, shortest, longest, hx, False, carry)
+    if left and hx is None:
+        return _block_forward(lstm, x, lengths, shortest, longest, hx, True, carry)
+    if mask is None:
+        mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)
     return _compacted_forward(lstm, x, mask, lengths, min(longest + 1, steps), hx, carry)
 
 
@@ -599,17 +625,17 @@ def _lengths_forward(
     batch, steps = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
     lengths = lengths_tensor(lengths, batch, x.device)
     x, state = check_lstm_x_hx(lstm, x, hx)
-    mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)  # (B, T)
     if exporting():  # lengths outside [0, T] are not checked: a graph cannot raise
+        mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)  # (B, T)
         return _export_forward(lstm, x, mask, state, carry)
     if batch == 0:
         return _nothing_valid(lstm, x, state)
     shortest, longest = lengths_range(lengths, steps)
     if steps == 0:
         return _nothing_valid(lstm, x, state)
-    # Right padding by construction: no rise; a fall wherever a row is short of T.
-    kind = MaskKind(lengths, shortest, longest, False, shortest < steps)
-    return _run_classified(lstm, x, mask, kind, state, carry)
+    # Right padding by construction: no mask to classify (nor to build, unless compacted).
+    kind = MaskKind(lengths, shortest, longest, True, False)
+    return _run_classified(lstm, x, None, kind, state, carry)
 
 
 class MaskedLSTM(MaskedRecurrent):

@@ -3,7 +3,8 @@ MaskedGRU and MaskedRNN.
 
 Random B 1-5, T 1-8, F 1-4, H 1-5, layers 1-3, uni/bidirectional, batch-first/time-major,
 masks per row: any boolean pattern, right-padded or left-padded (so all-masked and fully valid
-rows occur), with/without hx, masked_output "zero"/"carry".
+rows occur), with/without hx, masked_output "zero"/"carry", and the held input built either
+way (a masked_fill pass, what these small sizes get, or the row fill of large CPU inputs).
 
 Examples per property (the max_examples passed to @settings):
   (a) test_matches_oracle ............................ 600
@@ -17,8 +18,10 @@ Examples per property (the max_examples passed to @settings):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from unittest import mock
 
 import torch
 from hypothesis import given, settings
@@ -26,6 +29,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from lstm_zero_lib import MaskedGRU, MaskedLSTM, MaskedRNN
+from lstm_zero_lib import rnn as rnn_module
 
 N_ORACLE = 600
 N_INERT = 500
@@ -51,6 +55,7 @@ class Config:
     masked_output: str
     rows: tuple[tuple[bool, ...], ...]  # (B, T), batch-first
     seed: int
+    row_fill: bool  # build the held input by the row fill (else as these sizes get it)
 
 
 def _row(steps: int) -> st.SearchStrategy[tuple[bool, ...]]:
@@ -77,7 +82,16 @@ def configs(draw: st.DrawFn) -> Config:
         masked_output=draw(st.sampled_from(["zero", "carry"])),
         rows=tuple(draw(st.lists(_row(steps), min_size=batch, max_size=batch))),
         seed=draw(st.integers(0, 2**16)),
+        row_fill=draw(st.booleans()),
     )
+
+
+@contextmanager
+def held_fill(cfg: Config) -> Iterator[None]:
+    """Calls inside build the held input the way ``cfg`` says (``rnn._held_input``)."""
+    size = 0 if cfg.row_fill else rnn_module._ROW_FILL_FROM
+    with mock.patch.object(rnn_module, "_ROW_FILL_FROM", size):
+        yield
 
 
 @dataclass
@@ -157,7 +171,8 @@ def _same(actual: Tensor, expected: Tensor, atol: float = 1e-6) -> None:
 @given(cfg=configs())
 def test_matches_oracle(cfg: Config, oracle, close):
     b = build(cfg)
-    out, (h_n, c_n) = b.module(b.x, b.mask, hx=b.hx)
+    with held_fill(cfg):
+        out, (h_n, c_n) = b.module(b.x, b.mask, hx=b.hx)
     ref_out, (ref_h, ref_c) = oracle(b.lstm, b.x, b.mask, b.hx, cfg.masked_output)
     close(out, ref_out)
     close(h_n, ref_h)
@@ -183,8 +198,9 @@ def test_masked_values_and_extra_padding_are_inert(cfg: Config, kind: str, extra
     pad_mask_shape[time_dim] = extra
     mask = torch.cat([b.mask, torch.zeros(pad_mask_shape, dtype=torch.bool)], dim=time_dim)
 
-    out, (h_n, c_n) = b.module(b.x, b.mask, hx=b.hx)
-    d_out, (d_h, d_c) = b.module(dirty, mask, hx=b.hx)
+    with held_fill(cfg):
+        out, (h_n, c_n) = b.module(b.x, b.mask, hx=b.hx)
+        d_out, (d_h, d_c) = b.module(dirty, mask, hx=b.hx)
     atol = 1e-6 if extra == 0 else 1e-5  # a longer T may change float summation order
     _same(d_out.narrow(time_dim, 0, cfg.steps), out, atol)
     _same(d_h, h_n, atol)
@@ -209,8 +225,9 @@ def test_gradient_isolation(cfg: Config, kind: str):
     def forward(x, hx):
         return b.module(x, b.mask, hx=hx)
 
-    clean_grads = _grads(forward, b, clean, hx)
-    dirty_grads = _grads(forward, b, dirty, hx)
+    with held_fill(cfg):
+        clean_grads = _grads(forward, b, clean, hx)
+        dirty_grads = _grads(forward, b, dirty, hx)
     assert torch.all(clean_grads[0][~b.mask] == 0), "masked slots get exactly zero gradient"
     assert torch.all(dirty_grads[0][~b.mask] == 0)
     for got, want in zip(dirty_grads, clean_grads, strict=True):
@@ -222,7 +239,8 @@ def test_gradient_isolation(cfg: Config, kind: str):
 def test_gradients_match_oracle(cfg: Config, oracle, close):
     b = build(cfg)
     x, hx = _leaves(b)
-    got = _grads(lambda x, hx: b.module(x, b.mask, hx=hx), b, x, hx)
+    with held_fill(cfg):
+        got = _grads(lambda x, hx: b.module(x, b.mask, hx=hx), b, x, hx)
     want = _grads(lambda x, hx: oracle(b.lstm, x, b.mask, hx, cfg.masked_output), b, x, hx)
     for g, w in zip(got, want, strict=True):
         close(g, w, atol=1e-4)
@@ -262,7 +280,8 @@ def build_other(cfg: Config, cell: str) -> BuiltOther:
 @given(cfg=configs(), cell=CELLS)
 def test_gru_rnn_match_oracle(cfg: Config, cell: str, oracle, close):
     b = build_other(cfg, cell)
-    out, h_n = b.module(b.x, b.mask, hx=b.hx)
+    with held_fill(cfg):
+        out, h_n = b.module(b.x, b.mask, hx=b.hx)
     ref_out, ref_h = oracle(b.inner, b.x, b.mask, b.hx, cfg.masked_output)
     close(out, ref_out)
     close(h_n, ref_h)
@@ -275,8 +294,9 @@ def test_gru_rnn_match_oracle(cfg: Config, cell: str, oracle, close):
 def test_gru_rnn_masked_values_are_inert(cfg: Config, cell: str, kind: str):
     b = build_other(cfg, cell)
     dirty = torch.where(b.mask.unsqueeze(-1), b.x, _fill(tuple(b.x.shape), kind, cfg.seed))
-    out, h_n = b.module(b.x, b.mask, hx=b.hx)
-    d_out, d_h = b.module(dirty, b.mask, hx=b.hx)
+    with held_fill(cfg):
+        out, h_n = b.module(b.x, b.mask, hx=b.hx)
+        d_out, d_h = b.module(dirty, b.mask, hx=b.hx)
     _same(d_out, out)
     _same(d_h, h_n)
 
@@ -300,9 +320,40 @@ def test_gru_rnn_gradients_match_oracle_and_isolate(cfg: Config, cell: str, orac
         found = torch.autograd.grad(loss, leaves, allow_unused=True)
         return [torch.zeros_like(i) if g is None else g for g, i in zip(found, leaves, strict=True)]
 
-    got = grads(lambda x: b.module(x, b.mask, hx=hx), dirty)
+    with held_fill(cfg):
+        got = grads(lambda x: b.module(x, b.mask, hx=hx), dirty)
     want = grads(lambda x: oracle(b.inner, x, b.mask, hx, cfg.masked_output), b.x)
     assert torch.all(got[0][~b.mask] == 0), "masked slots get exactly zero gradient"
     for g, w in zip(got, want, strict=True):
         assert torch.isfinite(g).all()
         close(g, w, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- mask kinds
+
+
+@st.composite
+def masks(draw: st.DrawFn) -> Tensor:
+    batch, steps = draw(st.integers(1, 5)), draw(st.integers(1, 8))
+    rows = draw(st.lists(_row(steps), min_size=batch, max_size=batch))
+    return torch.tensor(rows, dtype=torch.bool).reshape(batch, steps)
+
+
+@settings(max_examples=N_OTHER)
+@given(mask=masks(), transposed=st.booleans())
+def test_both_mask_classifications_agree_with_the_rows(mask: Tensor, transposed: bool):
+    # The CPU compares the mask with its lengths' paddings; elsewhere (and under
+    # torch.compile) four scalars are read together. Both against the rows themselves.
+    from lstm_zero_lib._mask_kind import _kind_by_comparison, _kind_by_transitions
+
+    rows = mask.tolist()
+    lengths = [sum(r) for r in rows]
+    right = all(r == sorted(r, reverse=True) for r in rows)  # valid steps first
+    left = all(r == sorted(r) for r in rows)  # valid steps last
+    want = (min(lengths), max(lengths), right, left and not right)
+    if transposed:  # a time-major mask is classified through its transpose
+        mask = mask.t().contiguous().t()
+    for classify in (_kind_by_comparison, _kind_by_transitions):
+        kind = classify(mask, mask.sum(dim=1))
+        assert kind[1:] == want
+        assert kind.lengths.tolist() == lengths
