@@ -34,9 +34,17 @@ def host_ints(values: Sequence[Tensor]) -> list[int]:
     return read
 
 
-@functools.lru_cache(maxsize=64)
 def step_index(steps: int, device: torch.device) -> Tensor:
-    """``arange(steps)`` (long), cached: a mask's shape repeats from call to call."""
+    """``arange(steps)`` (long), cached for eager calls: a mask's shape repeats from call to
+    call. Built afresh while ``torch.compile`` traces (Dynamo would trace past the cache,
+    with a warning)."""
+    if torch.compiler.is_compiling():
+        return torch.arange(steps, device=device)
+    return _cached_step_index(steps, device)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_step_index(steps: int, device: torch.device) -> Tensor:
     with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
         return torch.arange(steps, device=device)
 
