@@ -30,7 +30,7 @@ How it stays exact without a per-step Python loop
    See :mod:`lstm_zero_lib._compaction`; it knows nothing of LSTM gates.
 
 The mask is classified (right padding, left padding, anything else) from a few values
-read on the host (on a GPU read together: one synchronisation per call; see
+read on the host (on a GPU read together: one synchronisation for the classification; see
 :mod:`lstm_zero_lib._mask_kind`);
 ``lengths=`` is right padding by construction: it needs no classification, only its
 range checked (the same kind of read).
@@ -272,7 +272,7 @@ def _fused_lstm(
     inp: Tensor, hx: State, params: list[Tensor], has_bias: bool, bidirectional: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
     """:func:`_fused_lstm_call`, kept out of ``torch.compile``'s graph; eager calls skip the
-    wrapper that does it (it costs a few microseconds per call)."""
+    wrapper that does it (about a microsecond per call)."""
     if torch.compiler.is_compiling():
         return _kernel_outside_graph(inp, hx, params, has_bias, bidirectional)
     return _fused_lstm_call(inp, hx, params, has_bias, bidirectional)
@@ -281,11 +281,15 @@ def _fused_lstm(
 # --------------------------------------------------------------------------- one block
 
 
-#: From this many elements of ``x`` on, the CPU fills held rows by index rather than by a
-#: ``masked_fill`` pass. ``tools/held_input_threshold.py`` (one thread, B = 32, F = 32, each
-#: call after another kernel) found the row fill 3.7 % slower at T = 10, 1.2 % at T = 20,
-#: no different at T = 30, 1.8 % faster at T = 50 and 3.7 % at T = 100: the switch belongs
-#: between T = 20 and T = 50; this one (T = 16 there) costs at most about 1 % at T = 16-20.
+#: From this many elements of the steps run (``x`` cut to the longest row), the CPU fills
+#: held rows by index rather than by a ``masked_fill`` pass. What the choice costs is in
+#: ``benchmarks/results/held_input_threshold.txt`` (``tools/held_input_threshold.py``: one
+#: thread, B = 32, F = 32 only, forward calls, each after another kernel): the row fill is
+#: slower below T = 30 (3.7 % of a forward call at T = 10, 1.7 % at T = 16 and 20), the
+#: two are within 0.5 % at T = 30-50, and the row fill is faster above (1.8 % at
+#: T = 100). So this threshold (T = 16 there) sits under the crossover and costs about
+#: 2 % at T = 16-20; forward+backward calls showed no measurable difference from T = 20
+#: on (measured once, not committed).
 _ROW_FILL_FROM = 2**14
 
 
@@ -300,8 +304,11 @@ def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
     if not channel:
         return x.masked_fill(skip, 0.0)
     if x.device.type != "cpu" or x.numel() < _ROW_FILL_FROM:
-        # Two ops; on a GPU no index search either (nonzero waits for the device).
-        return torch.cat([x.masked_fill(skip, 0.0), skip], dim=2)
+        # Two ops, one allocation; on a GPU no index search either (nonzero waits for the
+        # device).
+        inp = torch.cat([x, skip], dim=2)
+        inp[..., :-1].masked_fill_(skip, 0.0)
+        return inp
     # The held rows' features are filled by row index: on the CPU ``masked_fill`` over
     # ``(T, B, F)`` costs about twice the copy that ``cat`` makes, a row fill only touches
     # the held steps. (Their indices are found first: with them found in the tensor being
@@ -337,7 +344,7 @@ def _block_forward(
     ``longest`` are their extremes (read on the host already).
     Valid from a zero initial state, or with ``hx`` for a unidirectional right-padded run.
     """
-    # Time-major inside, the kernel's own layout: the input is built in one pass that also
+    # Time-major inside, the kernel's own layout: the cat that builds the input also
     # transposes, and the kernel need not copy it again (nn.LSTM's batch_first does).
     xt = x.transpose(0, 1) if lstm.batch_first else x
     full_steps = xt.shape[0]
@@ -534,7 +541,7 @@ def _run_classified(
     if left and hx is None:
         return _block_forward(lstm, x, lengths, shortest, longest, hx, True, carry)
     if mask is None:
-        mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)
+        mask = step_index(steps, x.device) < lengths.unsqueeze(1)
     return _compacted_forward(lstm, x, mask, lengths, min(longest + 1, steps), hx, carry)
 
 

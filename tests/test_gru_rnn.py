@@ -349,9 +349,13 @@ def test_bad_input_raises_input_error_naming_the_argument(cell, says):
         reference_forward(nn.Linear(2, 2), x, mask)  # type: ignore[arg-type]
 
 
+#: (channel, row_fill): without the channel there is one way; with it, two.
+HELD_WAYS = [(False, False), (True, False), (True, True)]
+HELD_IDS = ["no channel", "channel, masked_fill", "channel, row fill"]
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
-@pytest.mark.parametrize("channel", [False, True])
-@pytest.mark.parametrize("row_fill", [False, True], ids=["masked_fill", "row_fill"])
+@pytest.mark.parametrize(("channel", "row_fill"), HELD_WAYS, ids=HELD_IDS)
 def test_held_input_is_exact_nan_safe_and_passes_gradient(dtype, channel, row_fill, monkeypatch):
     from lstm_zero_lib import rnn
     from lstm_zero_lib.rnn import _held_input
@@ -454,8 +458,7 @@ def test_masked_outputs_are_zero_even_after_a_nan_valid_input(cell: str, bidirec
     assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))
 
 
-@pytest.mark.parametrize("channel", [False, True])
-@pytest.mark.parametrize("row_fill", [False, True], ids=["masked_fill", "row_fill"])
+@pytest.mark.parametrize(("channel", "row_fill"), HELD_WAYS, ids=HELD_IDS)
 def test_held_input_selects_its_gradient_never_multiplies(channel, row_fill, monkeypatch):
     # A non-finite gradient arriving at a masked slot must not reach x (nan * 0 is NaN).
     from lstm_zero_lib import rnn

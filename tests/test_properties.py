@@ -3,8 +3,10 @@ MaskedGRU and MaskedRNN.
 
 Random B 1-5, T 1-8, F 1-4, H 1-5, layers 1-3, uni/bidirectional, batch-first/time-major,
 masks per row: any boolean pattern, right-padded or left-padded (so all-masked and fully valid
-rows occur), with/without hx, masked_output "zero"/"carry", and the held input built either
-way (a masked_fill pass, what these small sizes get, or the row fill of large CPU inputs).
+rows occur), with/without hx, masked_output "zero"/"carry", the held input built either
+way (a masked_fill pass, what these small sizes get, or the row fill of large CPU inputs)
+and the mask classified either way (by comparison, as on the CPU, or by the scan a GPU
+and torch.compile use).
 
 Examples per property (the max_examples passed to @settings):
   (a) test_matches_oracle ............................ 600
@@ -14,6 +16,7 @@ Examples per property (the max_examples passed to @settings):
   (e) test_gru_rnn_match_oracle ........................ 400 (GRU, tanh and relu RNN)
   (f) test_gru_rnn_masked_values_are_inert ............. 300
   (g) test_gru_rnn_gradients_match_oracle_and_isolate .. 300
+  (h) test_both_mask_classifications_agree_with_the_rows 400
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from lstm_zero_lib import MaskedGRU, MaskedLSTM, MaskedRNN
+from lstm_zero_lib import _mask_kind as mask_kind
 from lstm_zero_lib import rnn as rnn_module
 
 N_ORACLE = 600
@@ -55,7 +59,8 @@ class Config:
     masked_output: str
     rows: tuple[tuple[bool, ...], ...]  # (B, T), batch-first
     seed: int
-    row_fill: bool  # build the held input by the row fill (else as these sizes get it)
+    row_fill: bool  # build the held input by the row fill (else by masked_fill)
+    scan: bool  # classify the mask by its scan along time (else by comparison)
 
 
 def _row(steps: int) -> st.SearchStrategy[tuple[bool, ...]]:
@@ -83,14 +88,20 @@ def configs(draw: st.DrawFn) -> Config:
         rows=tuple(draw(st.lists(_row(steps), min_size=batch, max_size=batch))),
         seed=draw(st.integers(0, 2**16)),
         row_fill=draw(st.booleans()),
+        scan=draw(st.booleans()),
     )
 
 
 @contextmanager
 def held_fill(cfg: Config) -> Iterator[None]:
-    """Calls inside build the held input the way ``cfg`` says (``rnn._held_input``)."""
-    size = 0 if cfg.row_fill else rnn_module._ROW_FILL_FROM
-    with mock.patch.object(rnn_module, "_ROW_FILL_FROM", size):
+    """Calls inside build the held input (``rnn._held_input``) and classify the mask
+    (``_mask_kind.classify_mask``) the ways ``cfg`` says."""
+    size = 0 if cfg.row_fill else 2**62
+    classify = mask_kind._kind_by_transitions if cfg.scan else mask_kind._kind_by_comparison
+    with (
+        mock.patch.object(rnn_module, "_ROW_FILL_FROM", size),
+        mock.patch.object(mask_kind, "_kind_by_comparison", classify),
+    ):
         yield
 
 

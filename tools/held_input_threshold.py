@@ -7,10 +7,12 @@ This script times a forward call of the right-padding path both ways on the benc
 batch (``make_batch``: B = 32, F = 32, H = 64, lengths T/2..T with one full-length row) at
 several lengths, single-threaded, by thread CPU time, interleaved with a plain ``nn.LSTM``
 call (so that each timed call starts, as in a model, after another kernel), and prints
-the median of the paired per-repeat ratio row fill / masked_fill with the 96.5 % interval
-of that median (``median_interval``). Below 1 the row fill is faster.
+the median of the paired per-repeat ratio row fill / masked_fill with the
+distribution-free interval of that median (``median_interval``; its level depends on the
+number of repeats). Below 1 the row fill is faster.
 
-Run: ``.venv/bin/python tools/held_input_threshold.py [--repeats 201]``. Not part of
+Run: ``.venv/bin/python tools/held_input_threshold.py >
+benchmarks/results/held_input_threshold.txt`` (the committed result). Not part of
 ``make bench``: it measures one constant's choice, not the library against ``nn.LSTM``.
 """
 
@@ -57,15 +59,22 @@ def paired_ratios(steps: int, repeats: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=201)
-    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 30, 50, 100])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 16, 20, 30, 50, 100])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"threshold now: {rnn_module._ROW_FILL_FROM} elements of x (B32 F32: T = 16)")
+    config = BenchConfig()
+    per_step = config.batch * config.features
+    print(
+        f"B{config.batch} F{config.features} H{config.hidden}, one thread, "
+        f"{args.repeats} paired repeats, forward calls, torch {torch.__version__}; "
+        f"threshold now {rnn_module._ROW_FILL_FROM} elements "
+        f"(T = {rnn_module._ROW_FILL_FROM / per_step:g} at this shape)"
+    )
     for steps in args.steps:
         ratios = paired_ratios(steps, args.repeats)
         iv = median_interval(ratios)
         print(
-            f"T = {steps:4d} ({32 * steps * 32:6d} elements): row fill / masked_fill "
+            f"T = {steps:4d} ({per_step * steps:6d} elements): row fill / masked_fill "
             f"{iv.median:.3f} ({iv.level:.1%} interval {iv.low:.3f}-{iv.high:.3f})"
         )
 
