@@ -20,25 +20,26 @@ pytestmark = [
 ]
 
 
-def _gpu_vs_cpu_oracle(layers: int, bidirectional: bool, carry: bool) -> None:
-    lstm, x, mask = make_batch(
-        BenchConfig(
-            batch=6,
-            steps=40,
-            features=8,
-            hidden=16,
-            layers=layers,
-            bidirectional=bidirectional,
-            mask="gaps",
-        )
-    )
+def _vs_cpu_oracle(
+    config: BenchConfig, kind: str, carry: bool = False, device: str = "cuda"
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MaskedLSTM on ``device`` against the CPU oracle, with an all-masked row and NaN at
+    masked steps: ``h_n``, ``c_n``, the valid outputs and the input gradient checked;
+    returns the output (on the CPU), the oracle's and the mask. ``kind``: ``"short"``
+    cuts every row before the last 10 steps, ``"lengths"`` passes ``lengths=``."""
+    lstm, x, mask = make_batch(config)
+    if kind == "short":
+        mask[:, 30:] = False  # no row reaches the last 10 steps: the run is cut to 30
     mask[1] = False  # an all-masked row
     ref, (h_ref, c_ref) = reference_forward(lstm, x, mask)
     model = MaskedLSTM.from_lstm(
-        copy.deepcopy(lstm).cuda(), masked_output="carry" if carry else "zero"
+        copy.deepcopy(lstm).to(device), masked_output="carry" if carry else "zero"
     )
-    xg = torch.where(mask.unsqueeze(2), x, torch.nan).cuda().requires_grad_()
-    out, (h_n, c_n) = model(xg, mask.cuda())
+    xg = torch.where(mask.unsqueeze(2), x, torch.nan).to(device).requires_grad_()
+    if kind == "lengths":
+        out, (h_n, c_n) = model(xg, lengths=mask.sum(dim=1).to(device))
+    else:
+        out, (h_n, c_n) = model(xg, mask.to(device))
     (out.sum() + h_n.sum() + c_n.sum()).backward()
     torch.testing.assert_close(h_n.cpu(), h_ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(c_n.cpu(), c_ref, atol=1e-5, rtol=0)
@@ -46,6 +47,7 @@ def _gpu_vs_cpu_oracle(layers: int, bidirectional: bool, carry: bool) -> None:
     torch.testing.assert_close(out.cpu()[keep], ref[keep], atol=1e-5, rtol=0)
     assert torch.isfinite(xg.grad).all()
     assert (xg.grad.cpu()[~mask] == 0).all()
+    return out.detach().cpu(), ref, mask
 
 
 @pytest.mark.parametrize("cudnn", [True, False], ids=["cudnn", "native"])
@@ -55,8 +57,12 @@ def _gpu_vs_cpu_oracle(layers: int, bidirectional: bool, carry: bool) -> None:
 def test_masked_lstm_on_cuda_matches_cpu_oracle(
     cudnn: bool, layers: int, bidirectional: bool, carry: bool
 ):
+    config = BenchConfig(
+        batch=6, steps=40, features=8, hidden=16, layers=layers, bidirectional=bidirectional,
+        mask="gaps",
+    )  # fmt: skip
     with torch.backends.cudnn.flags(enabled=cudnn):
-        _gpu_vs_cpu_oracle(layers, bidirectional, carry)
+        _vs_cpu_oracle(config, "gaps", carry)
 
 
 def test_benchmark_methods_exact_on_cuda():
@@ -98,35 +104,16 @@ def test_masked_gru_and_rnn_on_cuda_match_cpu_oracle(cudnn: bool, cell: str, bid
     assert torch.isfinite(xg.grad).all() and (xg.grad.cpu()[~mask] == 0).all()
 
 
-def _block_path_vs_cpu_oracle(kind: str, bidirectional: bool, device: str) -> None:
-    """Right or left padding (no compaction), cut short or given as ``lengths=``, NaN at
-    held steps, on ``device``, against the CPU oracle."""
+@pytest.mark.parametrize("kind", ["right", "left", "short", "lengths"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_block_path_on_cuda_matches_cpu_oracle(kind: str, bidirectional: bool):
+    # Right or left padding (no compaction), cut short or given as lengths=. On a GPU the
+    # mask is classified by its scan and the held steps zeroed by masked_fill whatever
+    # the size: the paths the CPU tests reach only when forced.
     config = BenchConfig(
         batch=6, steps=40, features=8, hidden=16, layers=2, bidirectional=bidirectional,
         mask="left" if kind == "left" else "right",
     )  # fmt: skip
-    lstm, x, mask = make_batch(config)
-    if kind == "short":
-        mask[:, 30:] = False  # no row reaches the last 10 steps: the run is cut to 30
-    mask[1] = False  # an all-masked row
-    ref, (h_ref, c_ref) = reference_forward(lstm, x, mask)
-    model = MaskedLSTM.from_lstm(copy.deepcopy(lstm).to(device))
-    xg = torch.where(mask.unsqueeze(2), x, torch.nan).to(device).requires_grad_()
-    if kind == "lengths":
-        out, (h_n, c_n) = model(xg, lengths=mask.sum(dim=1).to(device))
-    else:
-        out, (h_n, c_n) = model(xg, mask.to(device))
-    (out.sum() + h_n.sum() + c_n.sum()).backward()
-    torch.testing.assert_close(h_n.cpu(), h_ref, atol=1e-5, rtol=0)
-    torch.testing.assert_close(c_n.cpu(), c_ref, atol=1e-5, rtol=0)
-    torch.testing.assert_close(out.cpu(), ref, atol=1e-5, rtol=0)
-    assert (out.cpu()[~mask] == 0).all()
-    assert torch.isfinite(xg.grad).all() and (xg.grad.cpu()[~mask] == 0).all()
-
-
-@pytest.mark.parametrize("kind", ["right", "left", "short", "lengths"])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_block_path_on_cuda_matches_cpu_oracle(kind: str, bidirectional: bool):
-    # On a GPU the mask is classified by its scan and the held steps zeroed by masked_fill
-    # whatever the size: the paths the CPU tests reach only when forced.
-    _block_path_vs_cpu_oracle(kind, bidirectional, "cuda")
+    out, ref, mask = _vs_cpu_oracle(config, kind)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    assert (out[~mask] == 0).all()
