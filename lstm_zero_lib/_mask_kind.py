@@ -15,10 +15,18 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._checks import as_lengths, shape_str
+from ._checks import as_lengths, exporting, shape_str
 from .errors import InputError
 
-__all__ = ["MaskKind", "classify_mask", "host_ints", "lengths_range", "lengths_tensor"]
+__all__ = [
+    "MaskKind",
+    "classify_mask",
+    "host_ints",
+    "lengths_range",
+    "lengths_tensor",
+    "right_padding",
+    "step_index",
+]
 
 
 def host_ints(values: Sequence[Tensor]) -> list[int]:
@@ -36,11 +44,12 @@ def host_ints(values: Sequence[Tensor]) -> list[int]:
 
 def step_index(steps: int, device: torch.device) -> Tensor:
     """``arange(steps)`` (long), cached for eager CPU calls: a mask's shape repeats from
-    call to call, and on the CPU each op costs. Built afresh elsewhere (on a GPU one
+    call to call, and on the CPU each op costs. Built afresh elsewhere: on a GPU (one
     asynchronous launch; a cached block could be freed on a stream another kernel still
-    reads from) and while ``torch.compile`` traces (Dynamo would trace past the cache,
-    with a warning)."""
-    if device.type != "cpu" or torch.compiler.is_compiling():
+    reads from), while ``torch.compile`` traces (Dynamo would trace past the cache, with a
+    warning) and while a call is exported or traced (a cached tensor would be recorded as
+    a constant of one length)."""
+    if device.type != "cpu" or torch.compiler.is_compiling() or exporting():
         return torch.arange(steps, device=device)
     return _cached_step_index(steps, device)
 
@@ -49,6 +58,19 @@ def step_index(steps: int, device: torch.device) -> Tensor:
 def _cached_step_index(steps: int, device: torch.device) -> Tensor:
     with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
         return torch.arange(steps, device=device)
+
+
+def right_padding(lengths: Tensor, steps: int) -> Tensor:
+    """``(B, steps)`` bool, True at the first ``lengths[b]`` steps of row ``b``: the right
+    padding of ``(B,)`` lengths, unchecked (:func:`lstm_zero_lib.lengths_to_mask` checks).
+
+    Examples
+    --------
+    >>> right_padding(torch.tensor([2, 0]), 3)
+    tensor([[ True,  True, False],
+            [False, False, False]])
+    """
+    return step_index(steps, lengths.device) < lengths.unsqueeze(1)
 
 
 class MaskKind(NamedTuple):
@@ -94,8 +116,8 @@ def _kind_by_comparison(mask: Tensor, lengths: Tensor) -> MaskKind:
     """
     shortest, longest = host_ints(torch.aminmax(lengths))
     steps = mask.shape[1]
+    right = torch.equal(mask, right_padding(lengths, steps))
     time = step_index(steps, mask.device)
-    right = torch.equal(mask, time < lengths.unsqueeze(1))
     left = not right and torch.equal(mask, time >= (steps - lengths).unsqueeze(1))
     return MaskKind(lengths, shortest, longest, right, left)
 

@@ -65,7 +65,7 @@ from ._checks import (
     check_x,
 )
 from ._compaction import Compaction, with_padding_row
-from ._mask_kind import classify_mask, lengths_range, lengths_tensor
+from ._mask_kind import classify_mask, lengths_range, lengths_tensor, right_padding
 from ._masked_module import (
     MaskedOutput,
     MaskedRecurrent,
@@ -103,7 +103,7 @@ def _prepare(
         lengths = lengths_tensor(lengths, batch, x.device)
         if batch:
             lengths_range(lengths, steps)
-        bool_mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)
+        bool_mask = right_padding(lengths, steps)
     else:
         if mask is None:
             raise InputError("mask: expected a (B, T) mask or lengths=, got neither")

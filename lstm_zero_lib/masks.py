@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ._checks import BATCH_TIME, as_bool_mask, as_lengths, require_ndim, require_tensor
+from ._mask_kind import right_padding
 from .errors import InputError
 
 __all__ = ["lengths_to_mask", "mask_to_lengths", "is_right_padded"]
@@ -50,8 +51,7 @@ def lengths_to_mask(
         raise InputError(f"max_len: expected a non-negative int, got {max_len!r}")
     elif longest > max_len:
         raise InputError(f"lengths: expected every length <= max_len={max_len}, got {longest}")
-    steps = torch.arange(max_len, device=lengths.device)
-    mask = steps.unsqueeze(0) < lengths.unsqueeze(1)
+    mask = right_padding(lengths, max_len)
     return mask if batch_first else mask.t()
 
 

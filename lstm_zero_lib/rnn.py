@@ -62,7 +62,14 @@ from ._checks import (
     require_tensor,
 )
 from ._compaction import Compaction, with_padding_row
-from ._mask_kind import MaskKind, classify_mask, lengths_range, lengths_tensor, step_index
+from ._mask_kind import (
+    MaskKind,
+    classify_mask,
+    lengths_range,
+    lengths_tensor,
+    right_padding,
+    step_index,
+)
 from ._masked_module import MaskedOutput, MaskedRecurrent, existing_config, module_config
 from ._masked_module import check_masked_output as _check_masked_output
 from .errors import InputError
@@ -541,7 +548,7 @@ def _run_classified(
     if left and hx is None:
         return _block_forward(lstm, x, lengths, shortest, longest, hx, True, carry)
     if mask is None:
-        mask = step_index(steps, x.device) < lengths.unsqueeze(1)
+        mask = right_padding(lengths, steps)
     return _compacted_forward(lstm, x, mask, lengths, min(longest + 1, steps), hx, carry)
 
 
@@ -635,8 +642,7 @@ def _lengths_forward(
     lengths = lengths_tensor(lengths, batch, x.device)
     x, state = check_lstm_x_hx(lstm, x, hx)
     if exporting():  # lengths outside [0, T] are not checked: a graph cannot raise
-        mask = torch.arange(steps, device=x.device) < lengths.unsqueeze(1)  # (B, T)
-        return _export_forward(lstm, x, mask, state, carry)
+        return _export_forward(lstm, x, right_padding(lengths, steps), state, carry)
     if batch == 0:
         return _nothing_valid(lstm, x, state)
     shortest, longest = lengths_range(lengths, steps)
