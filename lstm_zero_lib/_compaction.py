@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._mask_kind import step_index
+
 __all__ = ["Compaction", "valid_steps_first", "with_padding_row"]
 
 
@@ -36,8 +38,8 @@ def _slots(mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     step's is the row's length plus the masked steps before it (``t - upto`` of them).
     """
     batch, steps = mask.shape
-    upto = mask.long().cumsum(dim=1)  # (ONNX has no cumulative sum of bools)
-    times = torch.arange(steps, device=mask.device).expand(batch, steps)
+    upto = mask.cumsum(dim=1, dtype=torch.long)  # (ONNX has no cumulative sum of bools)
+    times = step_index(steps, mask.device).expand(batch, steps)
     slot = torch.where(mask, upto - 1, upto[:, -1:] + times - upto)
     return upto, slot, times
 
@@ -76,9 +78,9 @@ class Compaction:
         self.mask, self.lengths = mask, lengths
         self.upto, self.slot, times = _slots(mask)
         order = torch.zeros_like(times).scatter(1, self.slot, times)[:, :slots]
-        pos = torch.arange(slots, device=device).unsqueeze(0)
+        pos = step_index(slots, device).unsqueeze(0)
         valid = pos < self.lengths.unsqueeze(1)
-        row = torch.arange(batch, device=device).unsqueeze(1)
+        row = step_index(batch, device).unsqueeze(1)
         # Layer 0 reads x's rows (padding row B * T); later layers read the compacted
         # output of the layer below (padding row B * slots). Both (slots, B).
         x_row = row * steps + order if x_batch_first else order * batch + row
@@ -147,7 +149,8 @@ class Compaction:
         if held_zero:
             # A valid step's slot is below its row's length, a masked step's at or past it:
             # clamped into the slots run, the index of every step of the zero mode.
-            zero = self.slot.clamp(max=self.slots - 1) * batch + seq
+            slot = self.slot if self.slots == steps else self.slot.clamp(max=self.slots - 1)
+            zero = slot * batch + seq
         else:
             rows = F.pad(rows, (0, 0, 0, 1))  # one more row (index ``zero``): zeros
 

@@ -491,6 +491,8 @@ def _compacted_forward(
 
     half = hidden if dirs == 2 else None
     output = comp.scatter_back(layer_out, carry, half, lstm.batch_first, held_zero=True)
+    if len(h_n) == 1:  # one layer and direction: views, no copies
+        return output, (h_n[0].unsqueeze(0), c_n[0].unsqueeze(0))
     return output, (torch.stack(h_n), torch.stack(c_n))
 
 
