@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._mask_kind import step_index
+from ._mask_kind import cached_arange
 
 __all__ = ["Compaction", "valid_steps_first", "with_padding_row"]
 
@@ -39,7 +39,7 @@ def _slots(mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """
     batch, steps = mask.shape
     upto = mask.cumsum(dim=1, dtype=torch.long)  # (ONNX has no cumulative sum of bools)
-    times = step_index(steps, mask.device).expand(batch, steps)
+    times = cached_arange(steps, mask.device).expand(batch, steps)
     slot = torch.where(mask, upto - 1, upto[:, -1:] + times - upto)
     return upto, slot, times
 
@@ -48,8 +48,9 @@ def valid_steps_first(mask: Tensor) -> Tensor:
     """``(B, T)``: slot ``k`` of row ``b`` holds the time of that row's ``k``-th valid step.
 
     The valid steps in order, then the masked ones in order: what a stable sort of
-    ``~mask`` along time gives, built from two running counts and one scatter instead
-    (cheaper from T of about 30 up, and ONNX has no stable sort). Each row's slots are a
+    ``~mask`` along time gives, built instead from one running count of the valid steps
+    (the masked steps before ``t`` are ``t`` minus it), which :class:`Compaction` needs
+    anyway, and one scatter (ONNX has no stable sort). Each row's slots are a
     permutation of ``0 .. T-1``, so the scatter never writes one place twice.
 
     Examples
@@ -78,9 +79,9 @@ class Compaction:
         self.mask, self.lengths = mask, lengths
         self.upto, self.slot, times = _slots(mask)
         order = torch.zeros_like(times).scatter(1, self.slot, times)[:, :slots]
-        pos = step_index(slots, device).unsqueeze(0)
+        pos = cached_arange(slots, device).unsqueeze(0)
         valid = pos < self.lengths.unsqueeze(1)
-        row = step_index(batch, device).unsqueeze(1)
+        row = cached_arange(batch, device).unsqueeze(1)
         # Layer 0 reads x's rows (padding row B * T); later layers read the compacted
         # output of the layer below (padding row B * slots). Both (slots, B).
         x_row = row * steps + order if x_batch_first else order * batch + row

@@ -20,12 +20,13 @@ from .errors import InputError
 
 __all__ = [
     "MaskKind",
+    "cached_arange",
     "classify_mask",
     "host_ints",
     "lengths_range",
     "lengths_tensor",
+    "left_padding",
     "right_padding",
-    "step_index",
 ]
 
 
@@ -42,22 +43,35 @@ def host_ints(values: Sequence[Tensor]) -> list[int]:
     return read
 
 
-def step_index(steps: int, device: torch.device) -> Tensor:
-    """``arange(steps)`` (long), cached for eager CPU calls: a mask's shape repeats from
-    call to call, and on the CPU each op costs. Built afresh elsewhere: on a GPU (one
-    asynchronous launch; a cached block could be freed on a stream another kernel still
-    reads from), while ``torch.compile`` traces (Dynamo would trace past the cache, with a
-    warning) and while a call is exported or traced (a cached tensor would be recorded as
-    a constant of one length)."""
-    if device.type != "cpu" or torch.compiler.is_compiling() or exporting():
-        return torch.arange(steps, device=device)
-    return _cached_step_index(steps, device)
+def cached_arange(size: int, device: torch.device) -> Tensor:
+    """``arange(size)`` (long), cached for eager CPU calls up to :data:`_ARANGE_CACHED_UP_TO`:
+    a batch's shape repeats from call to call, and on the CPU each op costs. Built afresh
+    elsewhere: on a GPU (one asynchronous launch; a cached block could be freed on a
+    stream another kernel still reads from), while ``torch.compile`` traces (Dynamo would
+    trace past the cache, with a warning), while a call is exported or traced (there a
+    size can be a traced value rather than an int, and the cache would fill with traced
+    tensors), and for larger sizes (the cache holds at most 64 of them; past a few thousand
+    steps one ``arange`` is a small share of a call)."""
+    # (The size is compared last: while exporting it is symbolic, and a comparison
+    # would constrain it.)
+    if (
+        device.type != "cpu"
+        or torch.compiler.is_compiling()
+        or exporting()
+        or size > _ARANGE_CACHED_UP_TO
+    ):
+        return torch.arange(size, device=device)
+    return _cached_arange(size, device)
+
+
+#: The largest ``arange`` kept by :func:`cached_arange` (64 of them: at most 2 MiB).
+_ARANGE_CACHED_UP_TO = 4096
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_step_index(steps: int, device: torch.device) -> Tensor:
+def _cached_arange(size: int, device: torch.device) -> Tensor:
     with torch.inference_mode(False), torch.no_grad():  # cached: must be a normal tensor
-        return torch.arange(steps, device=device)
+        return torch.arange(size, device=device)
 
 
 def right_padding(lengths: Tensor, steps: int) -> Tensor:
@@ -70,7 +84,20 @@ def right_padding(lengths: Tensor, steps: int) -> Tensor:
     tensor([[ True,  True, False],
             [False, False, False]])
     """
-    return step_index(steps, lengths.device) < lengths.unsqueeze(1)
+    return cached_arange(steps, lengths.device) < lengths.unsqueeze(1)
+
+
+def left_padding(lengths: Tensor, steps: int) -> Tensor:
+    """``(B, steps)`` bool, True at the last ``lengths[b]`` steps of row ``b``: the left
+    padding of ``(B,)`` lengths, unchecked.
+
+    Examples
+    --------
+    >>> left_padding(torch.tensor([2, 0]), 3)
+    tensor([[False,  True,  True],
+            [False, False, False]])
+    """
+    return cached_arange(steps, lengths.device) >= (steps - lengths).unsqueeze(1)
 
 
 class MaskKind(NamedTuple):
@@ -117,8 +144,7 @@ def _kind_by_comparison(mask: Tensor, lengths: Tensor) -> MaskKind:
     shortest, longest = host_ints(torch.aminmax(lengths))
     steps = mask.shape[1]
     right = torch.equal(mask, right_padding(lengths, steps))
-    time = step_index(steps, mask.device)
-    left = not right and torch.equal(mask, time >= (steps - lengths).unsqueeze(1))
+    left = not right and torch.equal(mask, left_padding(lengths, steps))
     return MaskKind(lengths, shortest, longest, right, left)
 
 

@@ -64,11 +64,11 @@ from ._checks import (
 from ._compaction import Compaction, with_padding_row
 from ._mask_kind import (
     MaskKind,
+    cached_arange,
     classify_mask,
     lengths_range,
     lengths_tensor,
     right_padding,
-    step_index,
 )
 from ._masked_module import MaskedOutput, MaskedRecurrent, existing_config, module_config
 from ._masked_module import check_masked_output as _check_masked_output
@@ -330,7 +330,7 @@ def _held_input(x: Tensor, skip: Tensor, channel: bool = True) -> Tensor:
 def _held_steps(lengths: Tensor, steps: int, left: bool) -> Tensor:
     """``(steps, B, 1)``, True on held steps, where each row's ``lengths`` valid steps are
     one block at the start (``left``: the end) of ``steps`` steps."""
-    time = step_index(steps, lengths.device).unsqueeze(1)
+    time = cached_arange(steps, lengths.device).unsqueeze(1)
     held = time < (steps - lengths) if left else time >= lengths
     return held.unsqueeze(2)
 

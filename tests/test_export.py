@@ -377,6 +377,23 @@ def test_jit_trace_equals_eager_on_unseen_masks(bidirectional, poison):
         assert deviation([out, h_n, c_n], eager(model, x, mask)) <= TOLERANCE, name
 
 
+def test_tracing_and_exporting_cache_no_arange():
+    # While a call is traced a size can be a traced value, not an int: the aranges that
+    # eager CPU calls cache (lstm_zero_lib._mask_kind.cached_arange) are built afresh
+    # there, so no traced tensor is kept in the cache.
+    from lstm_zero_lib._mask_kind import _cached_arange
+
+    model = make_model(2, True, "zero")
+    x, mask = example(model)
+    _cached_arange.cache_clear()
+    torch.jit.trace(model, (x, mask), check_trace=False)
+    torch.export.export(model, (x, mask))
+    torch.onnx.export(model, (x, mask), io.BytesIO(), dynamo=False)
+    assert _cached_arange.cache_info().currsize == 0
+    model(x, mask)  # while an eager call fills it
+    assert _cached_arange.cache_info().currsize > 0
+
+
 def test_eager_calls_after_an_export_keep_their_checks():
     # Exporting must leave nothing behind: eager mode still validates mask values.
     model = make_model(1, False, "zero")

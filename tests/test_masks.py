@@ -108,3 +108,17 @@ def test_is_right_padded_layout_matters():
 def test_is_right_padded_fully_valid_and_empty_rows():
     assert is_right_padded(torch.ones(3, 4, dtype=torch.bool))
     assert is_right_padded(torch.zeros(3, 4, dtype=torch.bool))
+
+
+def test_arange_cache_keeps_small_sizes_only():
+    # The cache holds up to 64 aranges; large ones are built afresh, so that a long
+    # lengths_to_mask (or a long batch) does not stay in memory for the process' life.
+    from lstm_zero_lib._mask_kind import _ARANGE_CACHED_UP_TO, _cached_arange, cached_arange
+
+    _cached_arange.cache_clear()
+    cpu = torch.device("cpu")
+    assert torch.equal(
+        cached_arange(_ARANGE_CACHED_UP_TO + 1, cpu), torch.arange(_ARANGE_CACHED_UP_TO + 1)
+    )
+    assert _cached_arange.cache_info().currsize == 0
+    assert cached_arange(_ARANGE_CACHED_UP_TO, cpu) is cached_arange(_ARANGE_CACHED_UP_TO, cpu)
