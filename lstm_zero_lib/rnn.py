@@ -393,7 +393,7 @@ def _block_forward(
         out, h_k, c_k = _fused_lstm(inp, state, params, lstm.bias, dirs == 2)
         # (1, B, H) at the read step: gather reads the first H channels (forward half).
         if left:  # forward: the kernel's last step; backward: the first valid step
-            h_n.append(h_k[:1])
+            h_n.append(h_k if dirs == 1 else h_k[:1])  # (a view would refuse detach_())
             if dirs == 2:
                 h_n.append(out[..., hidden:].gather(0, index.expand(1, -1, hidden)))
         else:
@@ -466,7 +466,7 @@ def _compacted_forward(
             out, h_k, c_k = _fused_lstm(seq, (zeros, zeros), params, lstm.bias, True)
             layer_out = out.reshape(slots * batch, 2 * hidden)
             h_n += [comp.final_h(out[..., :hidden], None), h_k[1]]
-            c_n += [c_k[0], c_k[1]]
+            c_n.append(c_k)
         else:
             outs = []
             for d in range(dirs):
@@ -481,7 +481,7 @@ def _compacted_forward(
                 out, _, c_k = _fused_lstm(seq, state, params, lstm.bias, False)
                 # c is held exactly through padding; h is not, so read it at the last valid step.
                 h_n.append(comp.final_h(out, h0))
-                c_n.append(c_k[0])
+                c_n.append(c_k)
                 outs.append(comp.unreverse(out) if d else out.reshape(slots * batch, hidden))
             layer_out = torch.cat(outs, dim=1) if dirs == 2 else outs[0]
         if layer + 1 < lstm.num_layers:
@@ -491,9 +491,9 @@ def _compacted_forward(
 
     half = hidden if dirs == 2 else None
     output = comp.scatter_back(layer_out, carry, half, lstm.batch_first, held_zero=True)
-    if len(h_n) == 1:  # one layer and direction: views, no copies
-        return output, (h_n[0].unsqueeze(0), c_n[0].unsqueeze(0))
-    return output, (torch.stack(h_n), torch.stack(c_n))
+    # c_n of one layer is the kernel's own (no copy); not a view, like nn.LSTM's, so that a
+    # caller's detach_() or in-place update works.
+    return output, (torch.stack(h_n), c_n[0] if len(c_n) == 1 else torch.cat(c_n))
 
 
 # --------------------------------------------------------------------------- dispatch

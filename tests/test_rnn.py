@@ -9,7 +9,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from lstm_zero_lib import MaskedLSTM, lengths_to_mask, masked_lstm, reference_forward
+from lstm_zero_lib import (
+    MaskedGRU,
+    MaskedLSTM,
+    MaskedRNN,
+    lengths_to_mask,
+    masked_lstm,
+    reference_forward,
+)
 
 F, H = 3, 5
 
@@ -296,6 +303,38 @@ def test_dropout_eval_matches_oracle_train_differs(pattern_mask, make_x, oracle,
     assert not torch.allclose(out_a[mask], out_eval[mask], atol=1e-4)
     assert not torch.allclose(out_a[mask], out_b[mask], atol=1e-4)
     assert torch.all(out_a[~mask] == 0) and torch.all(out_b[~mask] == 0)
+
+
+# --------------------------------------------------------------------------- final state
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("num_layers", [1, 2], ids=lambda n: f"L{n}")
+@directions
+@initial
+def test_final_state_is_no_view_so_it_detaches_in_place(
+    cell, num_layers, bidirectional, with_hx, mask_pattern, pattern_mask, make_x
+):
+    # As with nn.LSTM's: truncated backprop through time detaches h_n/c_n in place, and
+    # autograd refuses detach_() on a view (and an in-place update of a view made under
+    # no_grad). Every path: plain, right and left padding, compaction, nothing valid.
+    make = {"lstm": MaskedLSTM, "gru": MaskedGRU, "rnn": MaskedRNN}[cell]
+    torch.manual_seed(0)
+    model = make(F, H, num_layers, bidirectional=bidirectional)
+    mask = pattern_mask(mask_pattern)
+    x = make_x(mask).requires_grad_()
+    shape = (num_layers * (2 if bidirectional else 1), mask.shape[0], H)
+    hx = None
+    if with_hx:
+        hx = (torch.randn(shape), torch.randn(shape)) if cell == "lstm" else torch.randn(shape)
+    _, state = model(x, mask, hx=hx)
+    for final in state if cell == "lstm" else (state,):
+        assert not final._is_view()
+        final.detach_()
+    with torch.no_grad():
+        _, state = model(x, mask, hx=hx)
+    for final in state if cell == "lstm" else (state,):
+        final.mul_(2.0)
 
 
 # --------------------------------------------------------------------------- gradients
