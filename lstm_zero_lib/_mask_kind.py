@@ -52,8 +52,8 @@ def cached_arange(size: int, device: torch.device) -> Tensor:
     size can be a traced value rather than an int, and the cache would fill with traced
     tensors), and for larger sizes (the cache holds at most 64 of them; past a few thousand
     steps one ``arange`` is a small share of a call)."""
-    # (The size is compared last: while exporting it is symbolic, and a comparison
-    # would constrain it.)
+    # (The size is compared last: while a call is traced it can be a traced tensor, and
+    # the comparison would read it.)
     if (
         device.type != "cpu"
         or torch.compiler.is_compiling()

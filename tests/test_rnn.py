@@ -308,33 +308,72 @@ def test_dropout_eval_matches_oracle_train_differs(pattern_mask, make_x, oracle,
 # --------------------------------------------------------------------------- final state
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-@pytest.mark.parametrize("num_layers", [1, 2], ids=lambda n: f"L{n}")
+def _assert_final_state_detaches(model, x: Tensor, hx, **inputs) -> None:
+    """h_n (and c_n) are no views: detach_() works, and so does an in-place update of a
+    state returned under no_grad (autograd refuses both on a view)."""
+    _, state = model(x, hx=hx, **inputs)
+    finals = state if isinstance(state, tuple) else (state,)
+    for final in finals:
+        assert not final._is_view()
+        final.detach_()
+    with torch.no_grad():
+        _, state = model(x, hx=hx, **inputs)
+    for final in state if isinstance(state, tuple) else (state,):
+        final.mul_(2.0)
+
+
+def _recurrent(cell: str, num_layers: int, bidirectional: bool, batch_first: bool = True):
+    make = {"lstm": MaskedLSTM, "gru": MaskedGRU, "rnn": MaskedRNN}[cell]
+    torch.manual_seed(0)
+    return make(F, H, num_layers, bidirectional=bidirectional, batch_first=batch_first)
+
+
+def _initial_state(cell: str, num_layers: int, bidirectional: bool, batch: int, given: bool):
+    if not given:
+        return None
+    shape = (num_layers * (2 if bidirectional else 1), batch, H)
+    return (torch.randn(shape), torch.randn(shape)) if cell == "lstm" else torch.randn(shape)
+
+
+cells = pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+few_layers = pytest.mark.parametrize("num_layers", [1, 2], ids=lambda n: f"L{n}")
+
+
+@cells
+@few_layers
 @directions
 @initial
 def test_final_state_is_no_view_so_it_detaches_in_place(
     cell, num_layers, bidirectional, with_hx, mask_pattern, pattern_mask, make_x
 ):
-    # As with nn.LSTM's: truncated backprop through time detaches h_n/c_n in place, and
-    # autograd refuses detach_() on a view (and an in-place update of a view made under
-    # no_grad). Every path: plain, right and left padding, compaction, nothing valid.
-    make = {"lstm": MaskedLSTM, "gru": MaskedGRU, "rnn": MaskedRNN}[cell]
-    torch.manual_seed(0)
-    model = make(F, H, num_layers, bidirectional=bidirectional)
+    # As with nn.LSTM's: truncated backprop through time detaches h_n/c_n in place.
+    # The plain path, right and left padding, and compaction.
+    model = _recurrent(cell, num_layers, bidirectional)
     mask = pattern_mask(mask_pattern)
+    hx = _initial_state(cell, num_layers, bidirectional, mask.shape[0], with_hx)
+    _assert_final_state_detaches(model, make_x(mask).requires_grad_(), hx, mask=mask)
+
+
+@cells
+@few_layers
+@directions
+@initial
+def test_final_state_is_no_view_for_lengths_empty_masks_and_time_major(
+    cell, num_layers, bidirectional, with_hx, pattern_mask, make_x
+):
+    model = _recurrent(cell, num_layers, bidirectional)
+    mask = pattern_mask("gaps")
     x = make_x(mask).requires_grad_()
-    shape = (num_layers * (2 if bidirectional else 1), mask.shape[0], H)
-    hx = None
-    if with_hx:
-        hx = (torch.randn(shape), torch.randn(shape)) if cell == "lstm" else torch.randn(shape)
-    _, state = model(x, mask, hx=hx)
-    for final in state if cell == "lstm" else (state,):
-        assert not final._is_view()
-        final.detach_()
-    with torch.no_grad():
-        _, state = model(x, mask, hx=hx)
-    for final in state if cell == "lstm" else (state,):
-        final.mul_(2.0)
+    hx = _initial_state(cell, num_layers, bidirectional, mask.shape[0], with_hx)
+    # lengths= (right padding), also with steps no row uses (the run is cut short).
+    for lengths in ([6, 3, 0, 2], [4, 3, 0, 2]):
+        _assert_final_state_detaches(model, x, hx, lengths=torch.tensor(lengths))
+    # No valid step in the batch.
+    _assert_final_state_detaches(model, x, hx, mask=torch.zeros_like(mask))
+    # Time-major input.
+    time_major = _recurrent(cell, num_layers, bidirectional, batch_first=False)
+    mask_t = pattern_mask("gaps", batch_first=False)
+    _assert_final_state_detaches(time_major, x.transpose(0, 1), hx, mask=mask_t)
 
 
 # --------------------------------------------------------------------------- gradients
