@@ -14,7 +14,9 @@ suite works in every pytest import mode and with hypothesis' ``@given``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from unittest import mock
 
 import pytest
 import torch
@@ -211,6 +213,29 @@ def says_fn(arg: str, *fragments: str) -> str:
 def says() -> Callable[..., str]:
     """``pytest.raises(InputError, match=says("mask", "(4, 6)"))``: see ``says_fn``."""
     return says_fn
+
+
+@contextmanager
+def forced_held_input_fn(row_fill: bool) -> Iterator[None]:
+    """Inside, every held input (``rnn._held_input``) is built by the row fill (True) or
+    by ``masked_fill`` (False), whatever its size: small CPU inputs get only the latter."""
+    from lstm_zero_lib import rnn
+
+    with mock.patch.object(rnn, "_ROW_FILL_FROM", 0 if row_fill else 2**62):
+        yield
+
+
+@pytest.fixture(scope="session")
+def forced_held_input() -> Callable[[bool], AbstractContextManager[None]]:
+    """``with forced_held_input(row_fill):`` (usable under hypothesis' ``@given``)."""
+    return forced_held_input_fn
+
+
+@pytest.fixture
+def held_input_way() -> Iterator[Callable[[bool], None]]:
+    """``held_input_way(row_fill)``: :func:`forced_held_input_fn` for the rest of the test."""
+    with ExitStack() as stack:
+        yield lambda row_fill: stack.enter_context(forced_held_input_fn(row_fill))
 
 
 @pytest.fixture(params=MASK_PATTERNS)

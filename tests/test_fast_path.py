@@ -16,7 +16,6 @@ from lstm_zero_lib import (
     masked_lstm,
     reference_forward,
 )
-from lstm_zero_lib import rnn as rnn_module
 from lstm_zero_lib.book.benchmark import BenchConfig, make_batch
 
 
@@ -116,13 +115,13 @@ COMPILED = [
 @pytest.mark.parametrize(("cell", "kind", "layers", "bidirectional"), COMPILED)
 @pytest.mark.parametrize("row_fill", [False, True], ids=["masked_fill", "row_fill"])
 def test_torch_compile_gives_the_same_result(
-    cell: str, kind: str, layers: int, bidirectional: bool, row_fill: bool, monkeypatch
+    cell: str, kind: str, layers: int, bidirectional: bool, row_fill: bool, held_input_way
 ):
     # One thread (conftest.py sets it for the suite), as the benchmark and the speed
     # appendix run: there, with "short", inductor once failed to compile MaskedLSTM's fill
     # of the held rows by index (the row fill, which inputs this small only get when
     # forced: both ways of zeroing the held steps are compiled here).
-    monkeypatch.setattr(rnn_module, "_ROW_FILL_FROM", 0 if row_fill else 2**62)
+    held_input_way(row_fill)
     torch._dynamo.reset()
     config = BenchConfig(
         batch=3,
@@ -156,12 +155,14 @@ def test_torch_compile_gives_the_same_result(
     ("cell", "kind"), [("lstm", "right"), ("lstm", "gaps"), ("gru", "gaps"), ("rnn", "right")]
 )
 @pytest.mark.parametrize("row_fill", [False, True], ids=["masked_fill", "row_fill"])
-def test_torch_compile_time_major_with_gradients(cell: str, kind: str, row_fill: bool, monkeypatch):
+def test_torch_compile_time_major_with_gradients(
+    cell: str, kind: str, row_fill: bool, held_input_way
+):
     # Time-major input (batch_first=False) and a backward pass through the compiled
     # module: outputs, states and every gradient equal eager mode's (itself checked against
     # the oracle elsewhere), and masked inputs, NaN there, get exactly zero gradient. Both
     # ways of zeroing the held steps (the row fill is what large CPU inputs get).
-    monkeypatch.setattr(rnn_module, "_ROW_FILL_FROM", 0 if row_fill else 2**62)
+    held_input_way(row_fill)
     torch._dynamo.reset()
     torch.manual_seed(0)
     make = {"lstm": MaskedLSTM, "gru": MaskedGRU, "rnn": MaskedRNN}[cell]

@@ -356,12 +356,11 @@ HELD_IDS = ["no channel", "channel, masked_fill", "channel, row fill"]
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
 @pytest.mark.parametrize(("channel", "row_fill"), HELD_WAYS, ids=HELD_IDS)
-def test_held_input_is_exact_nan_safe_and_passes_gradient(dtype, channel, row_fill, monkeypatch):
-    from lstm_zero_lib import rnn
+def test_held_input_is_exact_nan_safe_and_passes_gradient(dtype, channel, row_fill, held_input_way):
     from lstm_zero_lib.rnn import _held_input
 
     # Both ways of building it: the row fill is what large CPU inputs get.
-    monkeypatch.setattr(rnn, "_ROW_FILL_FROM", 0 if row_fill else 2**62)
+    held_input_way(row_fill)
 
     x = torch.randn(3, 4, 2).to(dtype)
     x[0, 1] = float("nan")
@@ -459,12 +458,11 @@ def test_masked_outputs_are_zero_even_after_a_nan_valid_input(cell: str, bidirec
 
 
 @pytest.mark.parametrize(("channel", "row_fill"), HELD_WAYS, ids=HELD_IDS)
-def test_held_input_selects_its_gradient_never_multiplies(channel, row_fill, monkeypatch):
+def test_held_input_selects_its_gradient_never_multiplies(channel, row_fill, held_input_way):
     # A non-finite gradient arriving at a masked slot must not reach x (nan * 0 is NaN).
-    from lstm_zero_lib import rnn
     from lstm_zero_lib.rnn import _held_input
 
-    monkeypatch.setattr(rnn, "_ROW_FILL_FROM", 0 if row_fill else 2**62)
+    held_input_way(row_fill)
 
     x = torch.randn(2, 3, 4, requires_grad=True)
     skip = torch.tensor([[False, True, False], [True, False, False]]).unsqueeze(2)

@@ -33,7 +33,6 @@ from torch import Tensor, nn
 
 from lstm_zero_lib import MaskedGRU, MaskedLSTM, MaskedRNN
 from lstm_zero_lib import _mask_kind as mask_kind
-from lstm_zero_lib import rnn as rnn_module
 
 N_ORACLE = 600
 N_INERT = 500
@@ -93,13 +92,13 @@ def configs(draw: st.DrawFn) -> Config:
 
 
 @contextmanager
-def held_fill(cfg: Config) -> Iterator[None]:
-    """Calls inside build the held input (``rnn._held_input``) and classify the mask
-    (``_mask_kind.classify_mask``) the ways ``cfg`` says."""
-    size = 0 if cfg.row_fill else 2**62
+def held_fill(cfg: Config, forced_held_input) -> Iterator[None]:
+    """Calls inside build the held input (``rnn._held_input``, through the fixture
+    ``forced_held_input``) and classify the mask (``_mask_kind.classify_mask``) the ways
+    ``cfg`` says."""
     classify = mask_kind._kind_by_transitions if cfg.scan else mask_kind._kind_by_comparison
     with (
-        mock.patch.object(rnn_module, "_ROW_FILL_FROM", size),
+        forced_held_input(cfg.row_fill),
         mock.patch.object(mask_kind, "_kind_by_comparison", classify),
     ):
         yield
@@ -180,9 +179,9 @@ def _same(actual: Tensor, expected: Tensor, atol: float = 1e-6) -> None:
 
 @settings(max_examples=N_ORACLE)
 @given(cfg=configs())
-def test_matches_oracle(cfg: Config, oracle, close):
+def test_matches_oracle(cfg: Config, oracle, close, forced_held_input):
     b = build(cfg)
-    with held_fill(cfg):
+    with held_fill(cfg, forced_held_input):
         out, (h_n, c_n) = b.module(b.x, b.mask, hx=b.hx)
     ref_out, (ref_h, ref_c) = oracle(b.lstm, b.x, b.mask, b.hx, cfg.masked_output)
     close(out, ref_out)
@@ -198,7 +197,9 @@ def test_matches_oracle(cfg: Config, oracle, close):
     kind=st.sampled_from(["random", "nan", "inf", "mixed"]),
     extra=st.integers(0, 3),
 )
-def test_masked_values_and_extra_padding_are_inert(cfg: Config, kind: str, extra: int):
+def test_masked_values_and_extra_padding_are_inert(
+    cfg: Config, kind: str, extra: int, forced_held_input
+):
     b = build(cfg)
     time_dim = 1 if cfg.batch_first else 0
     dirty = torch.where(b.mask.unsqueeze(-1), b.x, _fill(tuple(b.x.shape), kind, cfg.seed))
@@ -209,7 +210,7 @@ def test_masked_values_and_extra_padding_are_inert(cfg: Config, kind: str, extra
     pad_mask_shape[time_dim] = extra
     mask = torch.cat([b.mask, torch.zeros(pad_mask_shape, dtype=torch.bool)], dim=time_dim)
 
-    with held_fill(cfg):
+    with held_fill(cfg, forced_held_input):
         out, (h_n, c_n) = b.module(b.x, b.mask, hx=b.hx)
         d_out, (d_h, d_c) = b.module(dirty, mask, hx=b.hx)
     atol = 1e-6 if extra == 0 else 1e-5  # a longer T may change float summation order
@@ -227,7 +228,7 @@ def test_masked_values_and_extra_padding_are_inert(cfg: Config, kind: str, extra
 
 @settings(max_examples=N_GRAD)
 @given(cfg=configs(), kind=st.sampled_from(["random", "nan", "mixed"]))
-def test_gradient_isolation(cfg: Config, kind: str):
+def test_gradient_isolation(cfg: Config, kind: str, forced_held_input):
     b = build(cfg)
     clean, hx = _leaves(b)
     filler = _fill(tuple(b.x.shape), kind, cfg.seed)
@@ -236,7 +237,7 @@ def test_gradient_isolation(cfg: Config, kind: str):
     def forward(x, hx):
         return b.module(x, b.mask, hx=hx)
 
-    with held_fill(cfg):
+    with held_fill(cfg, forced_held_input):
         clean_grads = _grads(forward, b, clean, hx)
         dirty_grads = _grads(forward, b, dirty, hx)
     assert torch.all(clean_grads[0][~b.mask] == 0), "masked slots get exactly zero gradient"
@@ -247,10 +248,10 @@ def test_gradient_isolation(cfg: Config, kind: str):
 
 @settings(max_examples=N_ORACLE_GRAD)
 @given(cfg=configs())
-def test_gradients_match_oracle(cfg: Config, oracle, close):
+def test_gradients_match_oracle(cfg: Config, oracle, close, forced_held_input):
     b = build(cfg)
     x, hx = _leaves(b)
-    with held_fill(cfg):
+    with held_fill(cfg, forced_held_input):
         got = _grads(lambda x, hx: b.module(x, b.mask, hx=hx), b, x, hx)
     want = _grads(lambda x, hx: oracle(b.lstm, x, b.mask, hx, cfg.masked_output), b, x, hx)
     for g, w in zip(got, want, strict=True):
@@ -289,9 +290,9 @@ def build_other(cfg: Config, cell: str) -> BuiltOther:
 
 @settings(max_examples=N_OTHER)
 @given(cfg=configs(), cell=CELLS)
-def test_gru_rnn_match_oracle(cfg: Config, cell: str, oracle, close):
+def test_gru_rnn_match_oracle(cfg: Config, cell: str, oracle, close, forced_held_input):
     b = build_other(cfg, cell)
-    with held_fill(cfg):
+    with held_fill(cfg, forced_held_input):
         out, h_n = b.module(b.x, b.mask, hx=b.hx)
     ref_out, ref_h = oracle(b.inner, b.x, b.mask, b.hx, cfg.masked_output)
     close(out, ref_out)
@@ -302,10 +303,10 @@ def test_gru_rnn_match_oracle(cfg: Config, cell: str, oracle, close):
 
 @settings(max_examples=N_OTHER_INERT)
 @given(cfg=configs(), cell=CELLS, kind=st.sampled_from(["random", "nan", "inf", "mixed"]))
-def test_gru_rnn_masked_values_are_inert(cfg: Config, cell: str, kind: str):
+def test_gru_rnn_masked_values_are_inert(cfg: Config, cell: str, kind: str, forced_held_input):
     b = build_other(cfg, cell)
     dirty = torch.where(b.mask.unsqueeze(-1), b.x, _fill(tuple(b.x.shape), kind, cfg.seed))
-    with held_fill(cfg):
+    with held_fill(cfg, forced_held_input):
         out, h_n = b.module(b.x, b.mask, hx=b.hx)
         d_out, d_h = b.module(dirty, b.mask, hx=b.hx)
     _same(d_out, out)
@@ -314,7 +315,9 @@ def test_gru_rnn_masked_values_are_inert(cfg: Config, cell: str, kind: str):
 
 @settings(max_examples=N_OTHER_GRAD)
 @given(cfg=configs(), cell=CELLS)
-def test_gru_rnn_gradients_match_oracle_and_isolate(cfg: Config, cell: str, oracle, close):
+def test_gru_rnn_gradients_match_oracle_and_isolate(
+    cfg: Config, cell: str, oracle, close, forced_held_input
+):
     b = build_other(cfg, cell)
     dirty = torch.where(b.mask.unsqueeze(-1), b.x, _fill(tuple(b.x.shape), "mixed", cfg.seed))
     hx = None if b.hx is None else b.hx.clone().requires_grad_()
@@ -331,7 +334,7 @@ def test_gru_rnn_gradients_match_oracle_and_isolate(cfg: Config, cell: str, orac
         found = torch.autograd.grad(loss, leaves, allow_unused=True)
         return [torch.zeros_like(i) if g is None else g for g, i in zip(found, leaves, strict=True)]
 
-    with held_fill(cfg):
+    with held_fill(cfg, forced_held_input):
         got = grads(lambda x: b.module(x, b.mask, hx=hx), dirty)
     want = grads(lambda x: oracle(b.inner, x, b.mask, hx, cfg.masked_output), b.x)
     assert torch.all(got[0][~b.mask] == 0), "masked slots get exactly zero gradient"
